@@ -1,0 +1,54 @@
+"""Deployment settings, read from the environment (prefix ``DIGITREC_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "digitrec"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database, the outbox and the MNIST cache live by default."""
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may change; every default works offline with zero setup."""
+
+    model_config = SettingsConfigDict(env_prefix="DIGITREC_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # None: a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://user:pw@host/db
+    database_url: str | None = None
+    # None: the page runs the model in-process; else the page talks to this model service.
+    api_url: str | None = None
+    # None: the models shipped inside the package.
+    model_dir: Path | None = None
+    default_model: str = "default"
+    log_level: str = "INFO"
+    # Uploads above this many bytes are refused (HTTP 413) before they are decoded.
+    max_upload_bytes: int = 5 * 1024 * 1024
+    request_timeout_s: float = 10.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, SQLite in ``data_dir`` when none is set."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'digitrec.sqlite3'}"
+
+    @property
+    def outbox_path(self) -> Path:
+        """The durable file where writes wait while the database is unreachable."""
+        return self.data_dir / "outbox"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

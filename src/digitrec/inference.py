@@ -1,0 +1,112 @@
+"""Predict digits with an exported ONNX model. Never imports torch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from digitrec.preprocessing import ImageSource, to_mnist
+
+MODEL_NAMES = ("default", "seed-cnn", "lenet5")
+
+
+class UnknownModelError(LookupError):
+    """The named model has no ONNX file."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The recogniser's answer for one image."""
+
+    digit: int
+    confidence: float  # calibrated probability of `digit`
+    probabilities: tuple[float, ...]  # 10 calibrated probabilities, summing to 1
+    model: str
+
+
+def shipped_model_dir() -> Path:
+    """The folder of ONNX models installed with the package."""
+    return Path(str(resources.files("digitrec") / "assets" / "models"))
+
+
+def available_models(model_dir: Path | None = None) -> list[str]:
+    """Names of the models that have an ONNX file, known names first."""
+    folder = model_dir or shipped_model_dir()
+    found = {p.stem for p in folder.glob("*.onnx")}
+    return [n for n in MODEL_NAMES if n in found] + sorted(found - set(MODEL_NAMES))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, 10) logits, numerically stable."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    """An ONNX Runtime session for one model, fed by the shared preprocessing."""
+
+    def __init__(self, model_path: Path, name: str | None = None, threads: int = 1) -> None:
+        self.model_path = Path(model_path)
+        options = ort.SessionOptions()
+        # One request is one small image: extra threads cost more in handoff than they save.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(self.model_path), options, providers=["CPUExecutionProvider"]
+        )
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, Any] = {k: _maybe_json(v) for k, v in meta.items()}
+        self.name = name or str(self.metadata.get("name", self.model_path.stem))
+
+    def predict_tensor(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, 10) for preprocessed images (N, 1, 28, 28) in [0, 1]."""
+        (logits,) = self._session.run(["logits"], {"image": batch.astype(np.float32, copy=False)})
+        return softmax(logits)
+
+    def predict(self, image: ImageSource) -> Prediction:
+        """Preprocess one image (canvas, array, PIL image or encoded bytes) and name its digit."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
+        """Preprocess and predict several images in one run of the model."""
+        if not images:
+            return []
+        batch = np.stack([to_mnist(img) for img in images])[:, None]  # (N, 1, 28, 28)
+        return [self._prediction(row) for row in self.predict_tensor(batch)]
+
+    def _prediction(self, probs: np.ndarray) -> Prediction:
+        digit = int(probs.argmax())
+        return Prediction(
+            digit=digit,
+            confidence=float(probs[digit]),
+            probabilities=tuple(float(p) for p in probs),
+            model=self.name,
+        )
+
+
+def _maybe_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@lru_cache(maxsize=8)
+def load_predictor(name: str = "default", model_dir: Path | None = None) -> Predictor:
+    """The predictor for a named model, built once per process."""
+    folder = model_dir or shipped_model_dir()
+    path = folder / f"{name}.onnx"
+    if not path.is_file():
+        known = ", ".join(available_models(folder)) or "none"
+        raise UnknownModelError(f"unknown model {name!r}; available: {known}")
+    return Predictor(path, name=name)

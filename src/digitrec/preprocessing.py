@@ -1,0 +1,239 @@
+"""Any picture of a digit -> a 28x28 MNIST-style image: the one place this happens.
+
+MNIST was built by cropping each digit to its ink, fitting it into 20x20 with anti-aliasing
+(aspect ratio kept) and placing its centre of mass at the centre of a 28x28 field. Every path
+into the model (canvas, upload, training augmentation, benchmarks) goes through `to_mnist`, so
+the model sees drawings the way it saw MNIST.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TypeAlias
+
+import numpy as np
+from PIL import Image, ImageFilter, UnidentifiedImageError
+
+ImageSource: TypeAlias = bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+MNIST_SIZE_PX = 28
+DIGIT_BOX_PX = 20  # MNIST fits the ink into 20x20, then centres it in 28x28
+MAX_INPUT_PIXELS = 16_000_000  # about 4000x4000; larger inputs are refused before decoding
+INK_THRESHOLD = 0.25  # ink fraction above which a pixel counts as drawn
+MIN_INK_FRACTION = 0.001  # fewer drawn pixels than this share of the image: a blank slate
+MIN_EXTENT_FRACTION = 0.03  # a drawing smaller than this share of the image side: a speck
+SPECK_MASS_FRACTION = 0.003  # ink mass trimmed from each side when bounding the digit
+# Stroke width of a typical MNIST digit, in pixels of the 28 px field (median over the
+# training set, estimated as 2 * area / perimeter).
+MNIST_STROKE_PX = 1.9
+WORK_BOX_PX = 80  # thickness is normalised at 4x the box size, then reduced with anti-aliasing
+
+
+class PreprocessingError(ValueError):
+    """The input cannot be turned into a digit image."""
+
+
+class InvalidImageError(PreprocessingError):
+    """The input is not a usable image (undecodable, wrong shape, too large)."""
+
+
+class EmptyDrawingError(PreprocessingError):
+    """The input holds no drawing, or too little of one to read."""
+
+
+def to_mnist(source: ImageSource) -> np.ndarray:
+    """Turn one image into a (28, 28) float32 array in [0, 1], white digit on black."""
+    ink = ink_map(source)  # (H, W) float32, 1 = ink
+    box = _digit_box(ink)
+    top, bottom, left, right = box
+    digit = _fit_box(ink[top:bottom, left:right])
+    return _place_by_mass(digit)
+
+
+def ink_map(source: ImageSource) -> np.ndarray:
+    """How much ink each pixel holds, (H, W) float32 in [0, 1], whatever the input's form."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = _decode(bytes(source))
+    if isinstance(source, Image.Image):
+        source = _pil_to_array(source)
+    if not isinstance(source, np.ndarray):
+        raise InvalidImageError(f"expected an image, got {type(source).__name__}")
+    return _array_to_ink(source)
+
+
+def _decode(data: bytes) -> Image.Image:
+    if not data:
+        raise InvalidImageError("the image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        _check_size(image.width, image.height)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError("not a readable PNG or JPEG image") from exc
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError("the image is too large") from exc
+    return image
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_INPUT_PIXELS:
+        raise InvalidImageError(
+            f"the image is too large ({width}x{height}); at most "
+            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels are accepted"
+        )
+    if width < 1 or height < 1:
+        raise InvalidImageError("the image has no pixels")
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    _check_size(image.width, image.height)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    return np.asarray(image.convert("RGBA" if has_alpha else "L"))
+
+
+def _array_to_ink(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidImageError(f"expected (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    _check_size(array.shape[1], array.shape[0])
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise InvalidImageError(f"expected numeric pixels, got {array.dtype}")
+    values = _unit_range(array)
+    if values.ndim == 2:
+        return _grey_to_ink(values)
+    grey = values[:, :, :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if values.shape[2] == 4:
+        alpha = values[:, :, 3]
+        if alpha.min() < 0.99:
+            return _transparent_to_ink(grey, alpha)
+    return _grey_to_ink(grey)
+
+
+def _unit_range(array: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: integers are read as 0..255, floats as 0..1 (or 0..255)."""
+    if array.dtype == np.uint8 or array.dtype == np.bool_:
+        scale = 255.0 if array.dtype == np.uint8 else 1.0
+        return array.astype(np.float32) / np.float32(scale)
+    values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if values.max(initial=0.0) > 1.0:
+        values /= np.float32(255.0 if values.max() <= 255.0 else values.max())
+    return np.clip(values, 0.0, 1.0)
+
+
+def _transparent_to_ink(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A drawing on a transparent layer: ink is where it is opaque, whatever its colour."""
+    drawn = alpha > 0.5
+    if not drawn.any():
+        raise EmptyDrawingError("nothing is drawn")
+    # Opaque pixels that match the background's own colour (a filled backdrop) are not ink.
+    if drawn.mean() > 0.5:
+        return _grey_to_ink(grey * alpha + (1.0 - alpha) * float(np.median(grey[drawn])))
+    return alpha.astype(np.float32)
+
+
+def _grey_to_ink(grey: np.ndarray) -> np.ndarray:
+    """Map grey levels to ink: the background (the border's typical level) becomes 0."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    # Dark ink on light paper (photos, scans) is flipped so the digit is white on black.
+    ink = background - grey if background > 0.5 else grey - background
+    peak = float(np.percentile(ink, 99.9)) if ink.size > 1000 else float(ink.max())
+    if peak < 0.15:
+        raise EmptyDrawingError("nothing is drawn")
+    # Stretch so the strongest strokes are full ink: faint photos read like a pen on the slate.
+    return np.clip(ink / peak, 0.0, 1.0).astype(np.float32)
+
+
+def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the digit, ignoring specks of a sliver of the ink mass."""
+    height, width = ink.shape
+    drawn = ink > INK_THRESHOLD
+    if drawn.sum() < MIN_INK_FRACTION * height * width:
+        raise EmptyDrawingError("nothing is drawn")
+    mass = np.where(drawn, ink, 0.0)
+    top, bottom = _mass_span(mass.sum(axis=1))
+    left, right = _mass_span(mass.sum(axis=0))
+    if max(bottom - top, right - left) < MIN_EXTENT_FRACTION * max(height, width):
+        raise EmptyDrawingError("the drawing is too small to read")
+    return top, bottom, left, right
+
+
+def _mass_span(profile: np.ndarray) -> tuple[int, int]:
+    """The index range holding all but a sliver of `profile`'s mass at each end."""
+    cumulative = np.cumsum(profile)
+    total = cumulative[-1]
+    start = int(np.searchsorted(cumulative, SPECK_MASS_FRACTION * total, side="right"))
+    stop = int(np.searchsorted(cumulative, (1 - SPECK_MASS_FRACTION) * total, side="left")) + 1
+    # Trimming only drops specks: stretch back to the full ink run on each side.
+    nonzero = np.flatnonzero(profile)
+    start = _run_edge(nonzero, start, -1)
+    stop = _run_edge(nonzero, stop - 1, +1) + 1
+    return start, stop
+
+
+def _run_edge(nonzero: np.ndarray, index: int, step: int) -> int:
+    """Walk from `index` along `step` while the next position still holds ink."""
+    position = int(np.searchsorted(nonzero, index))
+    position = min(position, len(nonzero) - 1)
+    while (
+        0 <= position + step < len(nonzero)
+        and abs(nonzero[position + step] - nonzero[position]) <= 2
+    ):
+        position += step
+    return int(nonzero[position])
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale the cropped digit so its longer side is 20 px, strokes at MNIST's width."""
+    height, width = crop.shape
+    scale = WORK_BOX_PX / max(height, width)
+    work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    work = Image.fromarray(crop).resize(work_size, Image.Resampling.BOX)
+    work = _normalise_stroke(work)
+    factor = DIGIT_BOX_PX / WORK_BOX_PX
+    size = (max(1, round(work.width * factor)), max(1, round(work.height * factor)))
+    digit = np.asarray(work.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    return np.clip(digit, 0.0, 1.0)
+
+
+def _normalise_stroke(work: Image.Image) -> Image.Image:
+    """Thicken hair-lines and thin marker strokes towards MNIST's stroke width."""
+    target = MNIST_STROKE_PX * WORK_BOX_PX / DIGIT_BOX_PX
+    width = stroke_width(np.asarray(work))
+    if width < 0.7 * target:
+        size = 2 * round((target - width) / 2) + 1  # grow by about the missing width
+        work = work.filter(ImageFilter.MaxFilter(max(3, min(size, 9))))
+    elif width > 1.5 * target:
+        size = 2 * round((width - target) / 2) + 1
+        eroded = work.filter(ImageFilter.MinFilter(max(3, min(size, 9))))
+        # Never erode a stroke away: keep the erosion only if most of the ink survives.
+        if np.asarray(eroded).sum() > 0.3 * np.asarray(work).sum():
+            work = eroded
+    return work
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Typical stroke width in pixels, estimated as 2 * inked area / inked outline length."""
+    drawn = ink > 0.5
+    area = float(drawn.sum())
+    if area == 0:
+        return 0.0
+    edges = (drawn[1:, :] != drawn[:-1, :]).sum() + (drawn[:, 1:] != drawn[:, :-1]).sum()
+    edges += drawn[0, :].sum() + drawn[-1, :].sum() + drawn[:, 0].sum() + drawn[:, -1].sum()
+    return 2.0 * area / max(float(edges), 1.0)
+
+
+def _place_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste the digit into 28x28 so that its centre of mass lands on the centre."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    rows, cols = np.indices(digit.shape)
+    mass_row = float((rows * digit).sum() / total) if total else (height - 1) / 2
+    mass_col = float((cols * digit).sum() / total) if total else (width - 1) / 2
+    centre = MNIST_SIZE_PX / 2
+    top = min(max(round(centre - mass_row), 0), MNIST_SIZE_PX - height)
+    left = min(max(round(centre - mass_col), 0), MNIST_SIZE_PX - width)
+    out = np.zeros((MNIST_SIZE_PX, MNIST_SIZE_PX), dtype=np.float32)
+    out[top : top + height, left : left + width] = digit
+    return out

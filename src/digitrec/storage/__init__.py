@@ -1,0 +1,39 @@
+"""Where predictions are kept: engine, table, repository functions, outbox and migrations."""
+
+from digitrec.storage.engine import create_engine_from_url, is_sqlite
+from digitrec.storage.migrate import current_revision, head_revision, upgrade
+from digitrec.storage.outbox import Outbox
+from digitrec.storage.repository import (
+    Feedback,
+    PredictionRecord,
+    StorageUnavailableError,
+    apply_pending,
+    count_outcomes,
+    fetch_image_png,
+    insert_prediction,
+    list_predictions,
+    ping,
+    set_feedback,
+)
+from digitrec.storage.tables import PredictionLog, prediction_logs
+
+__all__ = [
+    "Feedback",
+    "Outbox",
+    "PredictionLog",
+    "PredictionRecord",
+    "StorageUnavailableError",
+    "apply_pending",
+    "count_outcomes",
+    "create_engine_from_url",
+    "current_revision",
+    "fetch_image_png",
+    "head_revision",
+    "insert_prediction",
+    "is_sqlite",
+    "list_predictions",
+    "ping",
+    "prediction_logs",
+    "set_feedback",
+    "upgrade",
+]

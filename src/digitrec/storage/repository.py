@@ -1,0 +1,192 @@
+"""The only functions that read or write prediction rows; each runs one short transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Insert, Update, func, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+
+from digitrec.storage.tables import prediction_logs
+
+T = TypeVar("T")
+
+# What history and feedback return: everything but the images, `uid` under its public name.
+PUBLIC_COLUMNS = (
+    prediction_logs.c.uid.label("id"),
+    prediction_logs.c.timestamp,
+    prediction_logs.c.session_id,
+    prediction_logs.c.model,
+    prediction_logs.c.prediction,
+    prediction_logs.c.confidence,
+    prediction_logs.c.probabilities,
+    prediction_logs.c.latency_ms,
+    prediction_logs.c.actual,
+    prediction_logs.c.feedback_at,
+)
+
+
+class StorageUnavailableError(RuntimeError):
+    """The database cannot be reached (down, refusing connections, or locked too long)."""
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """A prediction row to insert; the database adds `id`."""
+
+    uid: str
+    timestamp: datetime
+    session_id: str
+    model: str
+    prediction: int
+    confidence: float
+    probabilities: list[float]
+    latency_ms: float
+    image_png: bytes = field(repr=False)
+    canvas_png: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The person's label for a prediction, and when it was given (the latest one wins)."""
+
+    uid: str
+    actual: int
+    feedback_at: datetime
+
+
+def insert_prediction(engine: Engine, record: PredictionRecord) -> None:
+    """Insert one prediction (a single INSERT; a row with the same uid is left as it is)."""
+    statement = _insert_ignoring_duplicates(engine)
+    _run(engine, lambda conn: conn.execute(statement, [_row(record)]))
+
+
+def set_feedback(engine: Engine, feedback: Feedback) -> RowMapping | None:
+    """Record the label and return the updated row; None when no row has that uid."""
+    # Unconditional: a label given now is the person's latest word on the prediction.
+    statement = _feedback_update(feedback, only_if_newer=False).returning(*PUBLIC_COLUMNS)
+    return _run(engine, lambda conn: conn.execute(statement).mappings().first())
+
+
+def apply_pending(
+    engine: Engine, records: Sequence[PredictionRecord], feedback: Sequence[Feedback]
+) -> None:
+    """Replay queued writes in one transaction: inserts first, then feedback (idempotent)."""
+
+    def work(conn: Connection) -> None:
+        if records:
+            conn.execute(_insert_ignoring_duplicates(engine), [_row(r) for r in records])
+        for item in feedback:
+            conn.execute(_feedback_update(item, only_if_newer=True))
+
+    _run(engine, work)
+
+
+def list_predictions(
+    engine: Engine, session_id: str | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[RowMapping], int]:
+    """One page of rows, newest first, and the number of rows for the same filter."""
+    page = select(*PUBLIC_COLUMNS)
+    total = select(func.count()).select_from(prediction_logs)
+    if session_id is not None:
+        page = page.where(prediction_logs.c.session_id == session_id)
+        total = total.where(prediction_logs.c.session_id == session_id)
+    page = page.order_by(prediction_logs.c.timestamp.desc(), prediction_logs.c.id.desc())
+    page = page.limit(limit).offset(offset)
+
+    def work(conn: Connection) -> tuple[list[RowMapping], int]:
+        rows = list(conn.execute(page).mappings())
+        return rows, int(conn.execute(total).scalar_one())
+
+    return _run(engine, work)
+
+
+def count_outcomes(
+    engine: Engine, session_id: str | None = None
+) -> list[tuple[int | None, int, int]]:
+    """(actual, prediction, rows) for every pair present; actual is None for no feedback."""
+    c = prediction_logs.c
+    query = select(c.actual, c.prediction, func.count()).group_by(c.actual, c.prediction)
+    if session_id is not None:
+        query = query.where(c.session_id == session_id)
+    rows = _run(engine, lambda conn: conn.execute(query).all())
+    return [(actual, int(prediction), int(n)) for actual, prediction, n in rows]
+
+
+def fetch_image_png(engine: Engine, uid: str) -> bytes | None:
+    """The 28x28 model input of a prediction as PNG bytes; None for an unknown uid."""
+    query = select(prediction_logs.c.image_png).where(prediction_logs.c.uid == uid)
+    return _run(engine, lambda conn: conn.execute(query).scalar_one_or_none())
+
+
+def ping(engine: Engine) -> bool:
+    """Whether the database answers a trivial query."""
+    try:
+        _run(engine, lambda conn: conn.execute(text("SELECT 1")))
+    except StorageUnavailableError:
+        return False
+    return True
+
+
+def _row(record: PredictionRecord) -> dict[str, Any]:
+    return {
+        "uid": record.uid,
+        "timestamp": record.timestamp,
+        "session_id": record.session_id,
+        "model": record.model,
+        "prediction": record.prediction,
+        "confidence": record.confidence,
+        "probabilities": record.probabilities,
+        "latency_ms": record.latency_ms,
+        "image_png": record.image_png,
+        "canvas_png": record.canvas_png,
+    }
+
+
+def _insert_ignoring_duplicates(engine: Engine) -> Insert:
+    # A replayed insert may already have landed (the process died before clearing the
+    # outbox, or the commit succeeded but its acknowledgement was lost): skip it.
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(prediction_logs).on_conflict_do_nothing(index_elements=["uid"])
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(prediction_logs).on_conflict_do_nothing(index_elements=["uid"])
+    raise NotImplementedError(f"unsupported database: {engine.dialect.name}")
+
+
+def _feedback_update(feedback: Feedback, *, only_if_newer: bool) -> Update:
+    c = prediction_logs.c
+    statement = (
+        update(prediction_logs)
+        .where(c.uid == feedback.uid)
+        .values(actual=feedback.actual, feedback_at=feedback.feedback_at)
+    )
+    if only_if_newer:
+        # Replaying queued feedback late (or twice) never undoes a correction made since.
+        statement = statement.where(
+            c.feedback_at.is_(None) | (c.feedback_at <= feedback.feedback_at)
+        )
+    return statement
+
+
+def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction; a dead pooled connection is retried once."""
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated and attempt == 1:
+                continue  # the pool was emptied of stale connections: try a fresh one
+            if exc.connection_invalidated or isinstance(
+                exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+            ):
+                raise StorageUnavailableError(f"database unavailable: {exc.orig}") from exc
+            raise
+        except sa_exc.TimeoutError as exc:
+            raise StorageUnavailableError("database unavailable: no free connection") from exc
+    raise AssertionError("unreachable")

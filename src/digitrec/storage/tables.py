@@ -1,0 +1,91 @@
+"""The prediction log table, declared once for the app, Alembic and the SQL scripts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so Alembic, db/create_table.sql and the database agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp, also on SQLite (which stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; pass a timezone-aware UTC timestamp")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite hands back what was stored: UTC without offset
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class PredictionLog(Base):
+    """One prediction, the model input that produced it and the person's feedback."""
+
+    __tablename__ = "prediction_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Public identifier (uuid4 hex), made before the row is written so that feedback can
+    # refer to a prediction still waiting in the outbox.
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    session_id: Mapped[str] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    prediction: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[list[float]] = mapped_column(JSON)  # 10 floats summing to 1
+    latency_ms: Mapped[float] = mapped_column(Float)  # preprocessing plus inference
+    image_png: Mapped[bytes] = mapped_column(LargeBinary)  # the 28x28 model input
+    canvas_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    actual: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no feedback
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("prediction >= 0 AND prediction <= 9", name="prediction_digit"),
+        CheckConstraint("actual >= 0 AND actual <= 9", name="actual_digit"),
+        # History pages: one session's rows, newest first.
+        Index(None, "session_id", "timestamp", "id"),
+        # History and stats over every session, newest first.
+        Index(None, "timestamp", "id"),
+    )
+
+
+prediction_logs: Table = PredictionLog.__table__  # type: ignore[assignment]

@@ -1,0 +1,161 @@
+"""Repository functions against both backends: inserts, feedback, pages, counts, images."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, insert
+from sqlalchemy.exc import IntegrityError
+
+from digitrec.storage import (
+    Feedback,
+    PredictionRecord,
+    apply_pending,
+    count_outcomes,
+    create_engine_from_url,
+    fetch_image_png,
+    insert_prediction,
+    list_predictions,
+    ping,
+    prediction_logs,
+    set_feedback,
+    upgrade,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_record(
+    prediction: int = 3, *, session_id: str = "s1", at: datetime = T0, uid: str | None = None
+) -> PredictionRecord:
+    probabilities = [0.0] * 10
+    probabilities[prediction] = 1.0
+    return PredictionRecord(
+        uid=uid or uuid.uuid4().hex,
+        timestamp=at,
+        session_id=session_id,
+        model="default",
+        prediction=prediction,
+        confidence=1.0,
+        probabilities=probabilities,
+        latency_ms=1.5,
+        image_png=b"\x89PNG-28x28",
+        canvas_png=b"\x89PNG-canvas",
+    )
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = create_engine_from_url(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_repository_insert_then_list_round_trips_a_row(engine: Engine) -> None:
+    record = make_record(7)
+    insert_prediction(engine, record)
+    rows, count = list_predictions(engine)
+    assert count == 1
+    row = rows[0]
+    assert row["id"] == record.uid
+    assert row["timestamp"] == T0
+    assert row["timestamp"].tzinfo is not None
+    assert row["probabilities"] == record.probabilities
+    assert (row["prediction"], row["actual"], row["feedback_at"]) == (7, None, None)
+    assert "image_png" not in row
+
+
+def test_repository_insert_same_uid_twice_keeps_one_row(engine: Engine) -> None:
+    record = make_record()
+    insert_prediction(engine, record)
+    insert_prediction(engine, record)
+    assert list_predictions(engine)[1] == 1
+
+
+def test_repository_list_is_newest_first_filtered_and_paged(engine: Engine) -> None:
+    for minute in range(5):
+        insert_prediction(engine, make_record(at=T0 + timedelta(minutes=minute)))
+    insert_prediction(engine, make_record(session_id="other", at=T0 + timedelta(hours=1)))
+
+    rows, count = list_predictions(engine, session_id="s1", limit=2, offset=1)
+    assert count == 5
+    assert [r["timestamp"] for r in rows] == [T0 + timedelta(minutes=m) for m in (3, 2)]
+    everything, total = list_predictions(engine)
+    assert total == 6
+    assert everything[0]["session_id"] == "other"
+
+
+def test_repository_set_feedback_returns_the_row_and_overwrites(engine: Engine) -> None:
+    record = make_record(4)
+    insert_prediction(engine, record)
+    first = set_feedback(engine, Feedback(record.uid, 9, T0 + timedelta(seconds=1)))
+    second = set_feedback(engine, Feedback(record.uid, 4, T0 + timedelta(seconds=2)))
+    assert first is not None and first["actual"] == 9
+    assert second is not None and second["actual"] == 4
+    assert second["feedback_at"] == T0 + timedelta(seconds=2)
+
+
+def test_repository_set_feedback_unknown_uid_returns_none(engine: Engine) -> None:
+    assert set_feedback(engine, Feedback("nope", 1, T0)) is None
+
+
+def test_repository_apply_pending_is_idempotent_and_keeps_newer_feedback(engine: Engine) -> None:
+    landed, queued = make_record(1), make_record(2)
+    insert_prediction(engine, landed)
+    set_feedback(engine, Feedback(landed.uid, 5, T0 + timedelta(minutes=10)))
+    older = Feedback(landed.uid, 6, T0 + timedelta(minutes=5))  # queued before the live one
+    fresh = Feedback(queued.uid, 8, T0 + timedelta(minutes=1))
+
+    for _ in range(2):  # a replay interrupted before the outbox was cleared runs again
+        apply_pending(engine, [landed, queued], [older, fresh])
+
+    rows, count = list_predictions(engine)
+    assert count == 2
+    assert {r["id"]: r["actual"] for r in rows} == {landed.uid: 5, queued.uid: 8}
+
+
+def test_repository_count_outcomes_groups_actual_and_prediction(engine: Engine) -> None:
+    records = [make_record(d) for d in (1, 1, 2, 3)]
+    for record in records:
+        insert_prediction(engine, record)
+    insert_prediction(engine, make_record(5, session_id="other"))
+    set_feedback(engine, Feedback(records[0].uid, 1, T0))
+    set_feedback(engine, Feedback(records[2].uid, 7, T0))
+
+    assert sorted(count_outcomes(engine, "s1"), key=str) == sorted(
+        [(1, 1, 1), (None, 1, 1), (7, 2, 1), (None, 3, 1)], key=str
+    )
+    assert sum(n for *_, n in count_outcomes(engine)) == 5
+
+
+def test_repository_fetch_image_png_returns_bytes_or_none(engine: Engine) -> None:
+    record = make_record()
+    insert_prediction(engine, record)
+    assert fetch_image_png(engine, record.uid) == record.image_png
+    assert fetch_image_png(engine, "missing") is None
+
+
+def test_repository_rejects_non_digit_predictions_and_labels(engine: Engine) -> None:
+    row = {
+        "uid": "x" * 32,
+        "timestamp": T0,
+        "session_id": "s",
+        "model": "m",
+        "prediction": 10,
+        "confidence": 0.5,
+        "probabilities": [0.1] * 10,
+        "latency_ms": 1.0,
+        "image_png": b"",
+    }
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(prediction_logs), [row])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(prediction_logs), [{**row, "prediction": 1, "actual": -1}])
+
+
+def test_repository_ping_answers_true_when_up(engine: Engine) -> None:
+    assert ping(engine)
