@@ -271,3 +271,15 @@ def db_service(
     built = build_service(settings)
     yield built
     built.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With DIGITREC_FORBID_SKIPS=1 (CI), a skipped test makes the run fail."""
+    if os.environ.get("DIGITREC_FORBID_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        if reporter:
+            reporter.write_line(f"{len(skipped)} test(s) skipped; CI forbids skips", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -35,7 +35,12 @@ class AugmentConfig:
     style_p: float = 0.5  # chance that a 0, 1 or 7 gets its European style stroke
 
 
-def augment(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, config: AugmentConfig | None = None) -> np.ndarray:
+def augment(
+    images: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentConfig | None = None,
+) -> np.ndarray:
     """Varied copies of MNIST digits, (N, 28, 28) uint8 -> (N, 28, 28) float32 in [0, 1]."""
     config = config or AugmentConfig()
     big = _enlarge(images)  # (N, 1, 112, 112) float32
@@ -95,7 +100,9 @@ def _change_pen(x: torch.Tensor, rng: np.random.Generator, steps: tuple[int, ...
     return out
 
 
-def _add_style_strokes(x: torch.Tensor, labels: np.ndarray, rng: np.random.Generator, p: float) -> torch.Tensor:
+def _add_style_strokes(
+    x: torch.Tensor, labels: np.ndarray, rng: np.random.Generator, p: float
+) -> torch.Tensor:
     """Give some 0s a slash, 1s a flag (sometimes a foot) and 7s a crossbar."""
     styles = {0: _slash_zero, 1: _flag_one, 7: _cross_seven}
     picked = [i for i, y in enumerate(labels) if int(y) in styles and rng.random() < p]
@@ -122,27 +129,37 @@ def _line(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width: i
         draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
 
 
-def _slash_zero(draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator) -> None:
+def _slash_zero(
+    draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
+) -> None:
     top, bottom, left, right = _extent(ink)
     over = rng.uniform(0.0, 0.15)  # how far the slash runs past the ring
     h, w = bottom - top, right - left
     _line(draw, [(right + over * w, top - over * h), (left - over * w, bottom + over * h)], width)
 
 
-def _flag_one(draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator) -> None:
+def _flag_one(
+    draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
+) -> None:
     top, bottom, _, _ = _extent(ink)
     h = bottom - top
     x_top = float(np.flatnonzero(ink[top : top + 3].any(axis=0)).mean())
     length = rng.uniform(0.2, 0.45) * h
     angle = math.radians(rng.uniform(20, 60))  # below the horizontal, to the left
-    _line(draw, [(x_top - length * math.cos(angle), top + length * math.sin(angle)), (x_top, top)], width)
+    _line(
+        draw,
+        [(x_top - length * math.cos(angle), top + length * math.sin(angle)), (x_top, top)],
+        width,
+    )
     if rng.random() < 0.3:
         x_foot = float(np.flatnonzero(ink[bottom - 2 : bottom + 1].any(axis=0)).mean())
         half = rng.uniform(0.15, 0.3) * h
         _line(draw, [(x_foot - half, bottom), (x_foot + half, bottom)], width)
 
 
-def _cross_seven(draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator) -> None:
+def _cross_seven(
+    draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
+) -> None:
     top, bottom, _, _ = _extent(ink)
     h = bottom - top
     row = top + round(rng.uniform(0.45, 0.62) * h)

@@ -38,7 +38,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
     """ECE: the bin-weighted gap between confidence and accuracy, over equal-width bins."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels

@@ -44,7 +44,7 @@ def export_onnx(result: TrainResult, name: str, path: Path) -> Path:
             "test_ece_uncalibrated": result.metrics["test_ece_uncalibrated"],
         },
         "input": "image: float32 (N, 1, 28, 28) in [0, 1], white digit on black, MNIST-centred",
-        "output": "logits: float32 (N, 10), divided by the temperature; softmax gives probabilities",
+        "output": "logits: float32 (N, 10), divided by the temperature (softmax: probabilities)",
     }
     del proto.metadata_props[:]
     for key, value in metadata.items():

@@ -9,7 +9,7 @@ the model sees drawings the way it saw MNIST.
 from __future__ import annotations
 
 import io
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
@@ -19,6 +19,7 @@ ImageSource: TypeAlias = bytes | bytearray | memoryview | Image.Image | np.ndarr
 MNIST_SIZE_PX = 28
 DIGIT_BOX_PX = 20  # MNIST fits the ink into 20x20, then centres it in 28x28
 MAX_INPUT_PIXELS = 16_000_000  # about 4000x4000; larger inputs are refused before decoding
+FAINT_INK = 0.05  # below this share of full ink a pixel is background
 INK_THRESHOLD = 0.25  # ink fraction above which a pixel counts as drawn
 MIN_INK_FRACTION = 0.001  # fewer drawn pixels than this share of the image: a blank slate
 MIN_EXTENT_FRACTION = 0.03  # a drawing smaller than this share of the image side: a speck
@@ -43,15 +44,30 @@ class EmptyDrawingError(PreprocessingError):
 
 def to_mnist(source: ImageSource) -> np.ndarray:
     """Turn one image into a (28, 28) float32 array in [0, 1], white digit on black."""
-    ink = ink_map(source)  # (H, W) float32, 1 = ink
-    box = _digit_box(ink)
-    top, bottom, left, right = box
-    digit = _fit_box(ink[top:bottom, left:right])
+    region = _ink_region(source)
+    top, bottom, left, right = _digit_box(region)
+    digit = _fit_box(region.ink[top:bottom, left:right])
     return _place_by_mass(digit)
+
+
+class _InkRegion(NamedTuple):
+    """The part of an image that holds any ink, and where it sits in the whole image."""
+
+    ink: np.ndarray  # (h, w) float32 in [0, 1], 1 = full ink
+    origin: tuple[int, int]  # (row, column) of ink[0, 0] in the image
+    shape: tuple[int, int]  # (H, W) of the whole image
 
 
 def ink_map(source: ImageSource) -> np.ndarray:
     """How much ink each pixel holds, (H, W) float32 in [0, 1], whatever the input's form."""
+    region = _ink_region(source)
+    out = np.zeros(region.shape, dtype=np.float32)
+    row, col = region.origin
+    out[row : row + region.ink.shape[0], col : col + region.ink.shape[1]] = region.ink
+    return out
+
+
+def _ink_region(source: ImageSource) -> _InkRegion:
     if isinstance(source, bytes | bytearray | memoryview):
         source = _decode(bytes(source))
     if isinstance(source, Image.Image):
@@ -91,7 +107,7 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGBA" if has_alpha else "L"))
 
 
-def _array_to_ink(array: np.ndarray) -> np.ndarray:
+def _array_to_ink(array: np.ndarray) -> _InkRegion:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
@@ -99,6 +115,11 @@ def _array_to_ink(array: np.ndarray) -> np.ndarray:
     _check_size(array.shape[1], array.shape[0])
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise InvalidImageError(f"expected numeric pixels, got {array.dtype}")
+    if array.dtype == np.uint8 and array.ndim == 3:  # the canvas: stay in C as long as possible
+        grey = np.asarray(Image.fromarray(array).convert("L"), dtype=np.float32) / 255
+        if array.shape[2] == 4 and array[:, :, 3].min() < 253:
+            return _transparent_to_ink(grey, array[:, :, 3].astype(np.float32) / 255)
+        return _grey_to_ink(grey)
     values = _unit_range(array)
     if values.ndim == 2:
         return _grey_to_ink(values)
@@ -121,7 +142,7 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
     return np.clip(values, 0.0, 1.0)
 
 
-def _transparent_to_ink(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def _transparent_to_ink(grey: np.ndarray, alpha: np.ndarray) -> _InkRegion:
     """A drawing on a transparent layer: ink is where it is opaque, whatever its colour."""
     drawn = alpha > 0.5
     if not drawn.any():
@@ -129,25 +150,40 @@ def _transparent_to_ink(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     # Opaque pixels that match the background's own colour (a filled backdrop) are not ink.
     if drawn.mean() > 0.5:
         return _grey_to_ink(grey * alpha + (1.0 - alpha) * float(np.median(grey[drawn])))
-    return alpha.astype(np.float32)
+    return _crop_to_ink(alpha.astype(np.float32), peak=1.0)
 
 
-def _grey_to_ink(grey: np.ndarray) -> np.ndarray:
+def _grey_to_ink(grey: np.ndarray) -> _InkRegion:
     """Map grey levels to ink: the background (the border's typical level) becomes 0."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
     # Dark ink on light paper (photos, scans) is flipped so the digit is white on black.
     ink = background - grey if background > 0.5 else grey - background
-    peak = float(np.percentile(ink, 99.9)) if ink.size > 1000 else float(ink.max())
+    return _crop_to_ink(ink, peak=None)
+
+
+def _crop_to_ink(ink: np.ndarray, peak: float | None) -> _InkRegion:
+    """Cut `ink` down to the rows and columns holding any, scaled so `peak` is full ink."""
+    inked = ink > FAINT_INK
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    if rows.size == 0:
+        raise EmptyDrawingError("nothing is drawn")
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if peak is None:
+        # The strongest ink, ignoring a few hot pixels (photos): 99th percentile of inked pixels.
+        strong = crop[crop > FAINT_INK]
+        peak = float(np.percentile(strong, 99)) if strong.size > 1000 else float(strong.max())
     if peak < 0.15:
         raise EmptyDrawingError("nothing is drawn")
     # Stretch so the strongest strokes are full ink: faint photos read like a pen on the slate.
-    return np.clip(ink / peak, 0.0, 1.0).astype(np.float32)
+    scaled = np.clip(crop / np.float32(peak), 0.0, 1.0).astype(np.float32, copy=False)
+    return _InkRegion(scaled, (int(rows[0]), int(cols[0])), (ink.shape[0], ink.shape[1]))
 
 
-def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the digit, ignoring specks of a sliver of the ink mass."""
-    height, width = ink.shape
+def _digit_box(region: _InkRegion) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the digit in `region.ink`, ignoring tiny specks."""
+    height, width = region.shape
+    ink = region.ink
     drawn = ink > INK_THRESHOLD
     if drawn.sum() < MIN_INK_FRACTION * height * width:
         raise EmptyDrawingError("nothing is drawn")

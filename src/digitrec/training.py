@@ -21,6 +21,7 @@ from tqdm import tqdm
 from digitrec.augmentation import augment
 from digitrec.calibration import expected_calibration_error, fit_temperature, softmax
 from digitrec.data import Mnist
+from digitrec.evaluation import classification_metrics
 from digitrec.models import build_model
 from digitrec.preprocessing import to_mnist
 
@@ -61,7 +62,7 @@ RECIPES: dict[str, TrainConfig] = {
         weight_decay=5e-4,
         label_smoothing=0.05,
         one_cycle=True,
-        augment_copies=7,
+        augment_copies=4,
     ),
 }
 
@@ -70,7 +71,7 @@ RECIPES: dict[str, TrainConfig] = {
 class TrainResult:
     """A trained network and how it came to be."""
 
-    model: nn.Module
+    model: Standardised
     config: TrainConfig
     temperature: float
     metrics: dict[str, Any]
@@ -79,6 +80,8 @@ class TrainResult:
 
 class Standardised(nn.Module):
     """Wraps a network so it takes [0, 1] pixels and divides its logits by a temperature."""
+
+    temperature: torch.Tensor
 
     def __init__(self, net: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
@@ -100,18 +103,32 @@ def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
     return augment(images, labels, np.random.default_rng(seed))
 
 
-def augmented_copies(images: np.ndarray, labels: np.ndarray, copies: int, seed: int, cache_dir: Path | None, workers: int = 2) -> list[np.ndarray]:
+def augmented_copies(
+    images: np.ndarray,
+    labels: np.ndarray,
+    copies: int,
+    seed: int,
+    cache_dir: Path | None,
+    workers: int = 2,
+) -> list[np.ndarray]:
     """`copies` drawing-like versions of the set, made in parallel and cached on disk."""
-    key = hashlib.sha256(images.tobytes()[:1_000_000] + f"{len(images)}-{seed}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        images.tobytes()[:1_000_000] + f"{len(images)}-{seed}".encode()
+    ).hexdigest()[:12]
     out = []
     for c in range(copies):
         path = cache_dir / f"augmented-{key}-{c}.npy" if cache_dir else None
         if path is not None and path.is_file():
             out.append(np.load(path))
             continue
-        chunks = [(images[i : i + 2000], labels[i : i + 2000], seed * 100_003 + c * 1_009 + i) for i in range(0, len(images), 2000)]
+        chunks = [
+            (images[i : i + 2000], labels[i : i + 2000], seed * 100_003 + c * 1_009 + i)
+            for i in range(0, len(images), 2000)
+        ]
         # spawn, not fork: a forked child inherits torch's OpenMP pool and can hang in it.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             copy = np.concatenate(list(pool.map(_augment_chunk, chunks)))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +137,16 @@ def augmented_copies(images: np.ndarray, labels: np.ndarray, copies: int, seed: 
     return out
 
 
-def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimiser: torch.optim.Optimizer, config: TrainConfig, generator: torch.Generator, scheduler: Any = None, progress: str = "") -> float:
+def train_one_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimiser: torch.optim.Optimizer,
+    config: TrainConfig,
+    generator: torch.Generator,
+    scheduler: Any = None,
+    progress: str = "",
+) -> float:
     """One pass over (x, y) in shuffled batches; returns the mean training loss."""
     model.train()
     order = torch.randperm(len(x), generator=generator)
@@ -147,23 +173,12 @@ def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 1000)
     return torch.cat([model(part) for part in x.split(batch_size)]).numpy()
 
 
-def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-digit accuracy, confusion matrix [true][predicted] and ECE."""
-    predicted = probs.argmax(axis=1)
-    confusion = np.zeros((10, 10), dtype=int)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_digit = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {
-        "n": len(labels),
-        "accuracy": float((predicted == labels).mean()),
-        "per_digit_accuracy": [round(float(a), 5) for a in per_digit],
-        "confusion": confusion.tolist(),
-        "ece": expected_calibration_error(probs, labels),
-        "confident_wrong_99": float(((predicted != labels) & (probs.max(axis=1) >= 0.99)).mean()),
-    }
-
-
-def fit(mnist: Mnist, config: TrainConfig, cache_dir: Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
+def fit(
+    mnist: Mnist,
+    config: TrainConfig,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train, calibrate on the validation split, and measure on the test split."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
@@ -180,32 +195,65 @@ def fit(mnist: Mnist, config: TrainConfig, cache_dir: Path | None = None, log: C
         sets.append(preprocess_all(train_x))
         sets += augmented_copies(train_x, train_y, config.augment_copies, config.seed, cache_dir)
     model = Standardised(build_model(config.model))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimiser = (
+        torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        if config.weight_decay
+        else torch.optim.Adam(model.parameters(), lr=config.lr)
+    )
     per_epoch = _epoch_size(len(train_x), config)
     steps = -(-per_epoch // config.batch_size)
     if config.dry_run:
         steps = min(steps, config.dry_run_batches)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.epochs * steps) if config.one_cycle else None
+    scheduler = (
+        torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.epochs * steps)
+        if config.one_cycle
+        else None
+    )
     y = torch.from_numpy(train_y.astype(np.int64))
     history = []
     for epoch in range(config.epochs):
         x_epoch, y_epoch = _epoch_data(sets, y, epoch, config)
         start = time.perf_counter()
-        loss = train_one_epoch(model, x_epoch, y_epoch, optimiser, config, generator, scheduler, progress=f"epoch {epoch + 1}/{config.epochs}")
-        val_acc = float((predict_logits(model, val_x.astype(np.float32) / 255).argmax(1) == val_y).mean())
-        history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val_acc, "seconds": time.perf_counter() - start})
-        log(f"epoch {epoch + 1}: loss {loss:.4f}, validation accuracy {val_acc:.4%}, {history[-1]['seconds']:.0f} s")
+        loss = train_one_epoch(
+            model,
+            x_epoch,
+            y_epoch,
+            optimiser,
+            config,
+            generator,
+            scheduler,
+            progress=f"epoch {epoch + 1}/{config.epochs}",
+        )
+        val_acc = float(
+            (predict_logits(model, val_x.astype(np.float32) / 255).argmax(1) == val_y).mean()
+        )
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "val_accuracy": val_acc,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        log(
+            f"epoch {epoch + 1}: loss {loss:.4f}, validation accuracy {val_acc:.4%}, "
+            f"{history[-1]['seconds']:.0f} s"
+        )
     temperature, metrics = calibrate(model, val_x, val_y, test_x, test_y, config, cache_dir)
     model.temperature.fill_(temperature)
     log(f"temperature {temperature:.3f}; test accuracy {metrics['test']['accuracy']:.4%}")
-    return TrainResult(model=model, config=config, temperature=temperature, metrics=metrics, history=history)
+    return TrainResult(
+        model=model, config=config, temperature=temperature, metrics=metrics, history=history
+    )
 
 
 def _epoch_size(n: int, config: TrainConfig) -> int:
     return 2 * n if config.augment_copies else n
 
 
-def _epoch_data(sets: list[np.ndarray], y: torch.Tensor, epoch: int, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _epoch_data(
+    sets: list[np.ndarray], y: torch.Tensor, epoch: int, config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain MNIST; with augmentation, half plain-or-preprocessed and half a drawing-like copy."""
     if not config.augment_copies:
         return torch.from_numpy(sets[0])[:, None], y
@@ -216,7 +264,15 @@ def _epoch_data(sets: list[np.ndarray], y: torch.Tensor, epoch: int, config: Tra
     return torch.from_numpy(x), torch.cat([y, y])
 
 
-def calibrate(model: nn.Module, val_x: np.ndarray, val_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, config: TrainConfig, cache_dir: Path | None) -> tuple[float, dict[str, Any]]:
+def calibrate(
+    model: Standardised,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    config: TrainConfig,
+    cache_dir: Path | None,
+) -> tuple[float, dict[str, Any]]:
     """Fit the temperature on the validation split as the app sees it, then measure on test.
 
     Drawings reach the model through `to_mnist`, often in styles MNIST lacks; so the
@@ -235,7 +291,9 @@ def calibrate(model: nn.Module, val_x: np.ndarray, val_y: np.ndarray, test_x: np
     metrics = {
         "test": classification_metrics(softmax(test_logits, temperature), test_y64),
         "test_ece_uncalibrated": expected_calibration_error(softmax(test_logits), test_y64),
-        "test_preprocessed": classification_metrics(softmax(predict_logits(model, preprocess_all(test_x)), temperature), test_y64),
+        "test_preprocessed": classification_metrics(
+            softmax(predict_logits(model, preprocess_all(test_x)), temperature), test_y64
+        ),
         "validation_accuracy": float((val_logits.argmax(1) == val_labels).mean()),
     }
     return temperature, metrics
@@ -244,8 +302,16 @@ def calibrate(model: nn.Module, val_x: np.ndarray, val_y: np.ndarray, test_x: np
 def git_revision() -> str:
     """The source revision a model was trained from ('unknown' outside a git checkout)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -277,4 +343,10 @@ def load_checkpoint(path: Path) -> TrainResult:
     net.load_state_dict(saved["state_dict"])
     model = Standardised(net, saved["temperature"])
     model.eval()
-    return TrainResult(model=model, config=config, temperature=saved["temperature"], metrics=saved["metrics"], history=saved.get("history", []))
+    return TrainResult(
+        model=model,
+        config=config,
+        temperature=saved["temperature"],
+        metrics=saved["metrics"],
+        history=saved.get("history", []),
+    )

@@ -1,0 +1,127 @@
+"""Accuracy on real pen-drawn digits, rendered the way the browser slate returns them.
+
+Usage:
+    python bench/drawn.py PATH/TO/unipen-dev.jsonl [--model default] [--errors errors.png]
+
+Each sample's strokes are drawn on a 280x280 RGBA canvas (opaque black, white ink, round joins
+and caps, anti-aliased), with a pen width drawn from {10, 14, 18, 22, 26} px, scaled to a height
+of 40-85 % of the canvas (width at most 85 %) and placed at random so the whole stroke stays on
+the canvas; the generator is seeded, so every run sees the same canvases. Each canvas then goes
+through `Predictor.predict`, exactly as the app sends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from digitrec.calibration import expected_calibration_error
+from digitrec.inference import load_predictor
+
+CANVAS_PX = 280
+PEN_WIDTHS_PX = (10, 14, 18, 22, 26)
+HEIGHT_RANGE = (0.40, 0.85)  # of the canvas
+MAX_WIDTH = 0.85  # of the canvas
+SUPERSAMPLE = 4  # draw at 4x and reduce: the browser's canvas anti-aliases its strokes
+CONFIDENT = 0.99
+
+
+def render(strokes: list[list[list[float]]], rng: np.random.Generator) -> np.ndarray:
+    """One sample as the slate returns it: (280, 280, 4) uint8 RGBA."""
+    points = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes])
+    low, high = points.min(axis=0), points.max(axis=0)
+    width, height = np.maximum(high - low, 1e-6)
+    pen = float(rng.choice(PEN_WIDTHS_PX))
+    scale = rng.uniform(*HEIGHT_RANGE) * CANVAS_PX / height
+    scale = min(scale, MAX_WIDTH * CANVAS_PX / width)
+    span = np.array([width, height]) * scale
+    margin = pen / 2
+    offset = np.array([rng.uniform(margin, max(margin, CANVAS_PX - margin - s)) for s in span])
+    big = Image.new("L", (CANVAS_PX * SUPERSAMPLE,) * 2, 0)
+    draw = ImageDraw.Draw(big)
+    radius = pen * SUPERSAMPLE / 2
+    for stroke in strokes:
+        xy = [tuple(((np.asarray(p) - low) * scale + offset) * SUPERSAMPLE) for p in stroke]
+        if len(xy) > 1:
+            draw.line(xy, fill=255, width=round(pen * SUPERSAMPLE))
+        for x, y in xy:  # round joins and caps
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    grey = np.asarray(big.resize((CANVAS_PX, CANVAS_PX), Image.Resampling.BOX))
+    alpha = np.full_like(grey, 255)
+    return np.stack([grey, grey, grey, alpha], axis=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("samples", type=Path, help="the JSON-lines file of stroke samples")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--errors", type=Path, default=None, help="write the misread canvases here")
+    args = parser.parse_args()
+
+    samples = [json.loads(line) for line in args.samples.read_text().splitlines() if line.strip()]
+    samples = samples[: args.limit]
+    rng = np.random.default_rng(args.seed)
+    canvases = [render(s["strokes"], rng) for s in samples]
+    labels = np.array([s["label"] for s in samples])
+
+    predictor = load_predictor(args.model, args.model_dir)
+    latencies, probs = [], []
+    for canvas in canvases:
+        start = time.perf_counter()
+        prediction = predictor.predict(canvas)
+        latencies.append(time.perf_counter() - start)
+        probs.append(prediction.probabilities)
+    p = np.array(probs)
+    predicted = p.argmax(axis=1)
+    wrong = predicted != labels
+    confident_wrong = wrong & (p.max(axis=1) >= CONFIDENT)
+
+    print(f"model {args.model}: {len(samples)} pen-drawn digits, seed {args.seed}")
+    print(f"accuracy               {1 - wrong.mean():.2%}")
+    print(f"wrong with >= 99% conf {confident_wrong.mean():.2%} ({confident_wrong.sum()})")
+    print(f"ECE (15 bins)          {expected_calibration_error(p, labels):.2%}")
+    print(f"latency median         {np.median(latencies) * 1000:.2f} ms (predict, one canvas)")
+    per_digit = {d: 1 - wrong[labels == d].mean() for d in range(10)}
+    print("per digit              " + "  ".join(f"{d}:{a:.1%}" for d, a in per_digit.items()))
+    by_lab: dict[str, list[bool]] = defaultdict(list)
+    for sample, w in zip(samples, wrong, strict=True):
+        by_lab[sample.get("lab", "?")].append(bool(w))
+    print(
+        "per lab                "
+        + "  ".join(f"{k}:{1 - np.mean(v):.1%}" for k, v in sorted(by_lab.items()))
+    )
+    if args.errors is not None:
+        _write_errors(
+            args.errors,
+            [canvases[i] for i in np.flatnonzero(wrong)],
+            labels[wrong],
+            predicted[wrong],
+        )
+
+
+def _write_errors(
+    path: Path, canvases: list[np.ndarray], labels: np.ndarray, predicted: np.ndarray
+) -> None:
+    """A sheet of the misread canvases, each captioned 'label->predicted'."""
+    tile, columns = 112, 12
+    rows = max(1, -(-len(canvases) // columns))
+    sheet = Image.new("L", (columns * tile, rows * tile), 40)
+    draw = ImageDraw.Draw(sheet)
+    for i, (canvas, label, guess) in enumerate(zip(canvases, labels, predicted, strict=True)):
+        x, y = (i % columns) * tile, (i // columns) * tile
+        sheet.paste(Image.fromarray(canvas[:, :, 0]).resize((tile - 4, tile - 4)), (x + 2, y + 2))
+        draw.text((x + 4, y + 2), f"{label}->{guess}", fill=200)
+    sheet.save(path)
+
+
+if __name__ == "__main__":
+    main()

