@@ -1,0 +1,116 @@
+"""Click-to-result time of the page in a real browser: press Predict, see "Prediction: N".
+
+Starts the page on a throwaway SQLite database, drives Debian's Chromium with Playwright (the
+same set-up as the browser tests) and, for each run, clears the slate, draws a digit with the
+mouse, presses Predict and times, inside the browser, the click until the result is on screen.
+
+Two ways of clicking are measured:
+  fast     Predict pressed right after the mouse is released, before the slate has sent the
+           drawing (it debounces for 200 ms): the page must hold the request until it arrives.
+  settled  Predict pressed once the drawing has reached the server.
+
+    python bench/click_to_result.py --runs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from live_app import (  # noqa: E402  (the browser tests' helpers, found through sys.path)
+    DIGIT_STROKES,
+    app_environment,
+    clear_slate,
+    draw,
+    launch_chromium,
+    open_page,
+    running_app,
+    slate,
+)
+
+SETTLE_S = 0.6  # long enough for the slate's 200 ms debounce and the round trip
+RESULT_TIMEOUT_MS = 30_000
+
+# Records, in the page's own clock, the Predict click and the moment a result heading appears.
+WATCH_JS = """
+() => {
+  window.__bench = {};
+  if (window.__benchInstalled) return;
+  window.__benchInstalled = true;
+  document.addEventListener("click", (event) => {
+    if (event.target.closest(".st-key-predict")) window.__bench.click = performance.now();
+  }, true);
+  const shown = () => [...document.querySelectorAll("h3")]
+    .some((h) => /^Prediction: \\d/.test(h.textContent.trim()));
+  new MutationObserver(() => {
+    if (window.__bench.click !== undefined && window.__bench.shown === undefined && shown()) {
+      window.__bench.shown = performance.now();
+    }
+  }).observe(document.body, { subtree: true, childList: true, characterData: true });
+}
+"""
+
+
+def time_one(page: Page, digit: int, *, settle_s: float) -> float:
+    """Milliseconds from the Predict click to the result on screen, for one drawn digit."""
+    clear_slate(page)
+    draw(page, DIGIT_STROKES[digit])
+    if settle_s:
+        time.sleep(settle_s)
+    page.evaluate(WATCH_JS)
+    page.locator(".st-key-predict button").click()
+    page.wait_for_function("() => window.__bench.shown !== undefined", timeout=RESULT_TIMEOUT_MS)
+    return float(page.evaluate("() => window.__bench.shown - window.__bench.click"))
+
+
+def summarise(name: str, times_ms: list[float]) -> str:
+    ordered = sorted(times_ms)
+    p90 = ordered[max(0, round(0.9 * len(ordered)) - 1)]
+    return (
+        f"{name:8s} n={len(ordered):3d}  median {statistics.median(ordered):7.1f} ms  "
+        f"p90 {p90:7.1f} ms  min {ordered[0]:7.1f} ms  max {ordered[-1]:7.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="predictions per way of clicking")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed predictions first")
+    args = parser.parse_args()
+
+    digits = list(DIGIT_STROKES)
+    with tempfile.TemporaryDirectory(prefix="digitrec-bench-") as tmp:
+        folder = Path(tmp)
+        env = app_environment(f"sqlite:///{folder / 'bench.sqlite3'}", folder / "data")
+        with (
+            running_app(env, folder / "streamlit.log") as url,
+            sync_playwright() as playwright,
+        ):
+            browser = launch_chromium(playwright)
+            page = open_page(browser, url)
+            slate(page).wait_for()
+            for run in range(args.warmup):
+                time_one(page, digits[run % len(digits)], settle_s=SETTLE_S)
+            results = {}
+            for name, settle_s in (("fast", 0.0), ("settled", SETTLE_S)):
+                results[name] = [
+                    time_one(page, digits[run % len(digits)], settle_s=settle_s)
+                    for run in range(args.runs)
+                ]
+            browser.close()
+    print("click-to-result in Chromium (Predict click -> 'Prediction: N' on screen)")
+    for name, times_ms in results.items():
+        print(summarise(name, times_ms))
+
+
+if __name__ == "__main__":
+    main()
