@@ -75,9 +75,7 @@ class DigitNet(nn.Module):
             _conv_bn(2 * width, 4 * width),  # (B, 128, 7, 7)
             nn.AdaptiveAvgPool2d(1),  # (B, 128, 1, 1)
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, 10)
-        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
