@@ -201,23 +201,16 @@ def _mass_span(profile: np.ndarray) -> tuple[int, int]:
     total = cumulative[-1]
     start = int(np.searchsorted(cumulative, SPECK_MASS_FRACTION * total, side="right"))
     stop = int(np.searchsorted(cumulative, (1 - SPECK_MASS_FRACTION) * total, side="left")) + 1
-    # Trimming only drops specks: stretch back to the full ink run on each side.
+    # Trimming only drops specks: stretch back to the whole run of ink on each side, a run
+    # being inked positions with gaps of at most 2 px.
     nonzero = np.flatnonzero(profile)
-    start = _run_edge(nonzero, start, -1)
-    stop = _run_edge(nonzero, stop - 1, +1) + 1
+    breaks = np.flatnonzero(np.diff(nonzero) > 2)  # a run ends at nonzero[b] for b in breaks
+    first = min(int(np.searchsorted(nonzero, start)), len(nonzero) - 1)
+    last = min(int(np.searchsorted(nonzero, stop - 1)), len(nonzero) - 1)
+    before, after = breaks[breaks < first], breaks[breaks >= last]
+    start = int(nonzero[before[-1] + 1]) if before.size else int(nonzero[0])
+    stop = int(nonzero[after[0]]) + 1 if after.size else int(nonzero[-1]) + 1
     return start, stop
-
-
-def _run_edge(nonzero: np.ndarray, index: int, step: int) -> int:
-    """Walk from `index` along `step` while the next position still holds ink."""
-    position = int(np.searchsorted(nonzero, index))
-    position = min(position, len(nonzero) - 1)
-    while (
-        0 <= position + step < len(nonzero)
-        and abs(nonzero[position + step] - nonzero[position]) <= 2
-    ):
-        position += step
-    return int(nonzero[position])
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:
