@@ -144,8 +144,8 @@ def _flag_one(
     top, bottom, _, _ = _extent(ink)
     h = bottom - top
     x_top = float(np.flatnonzero(ink[top : top + 3].any(axis=0)).mean())
-    length = rng.uniform(0.2, 0.45) * h
-    angle = math.radians(rng.uniform(20, 60))  # below the horizontal, to the left
+    length = rng.uniform(0.2, 0.6) * h  # from a short serif to the long continental up-stroke
+    angle = math.radians(rng.uniform(15, 65))  # below the horizontal, to the left
     _line(
         draw,
         [(x_top - length * math.cos(angle), top + length * math.sin(angle)), (x_top, top)],
