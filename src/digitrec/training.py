@@ -77,6 +77,7 @@ class TrainResult:
     temperature: float
     metrics: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
+    git_revision: str = "unknown"  # of the code when training started
 
 
 class Standardised(nn.Module):
@@ -183,6 +184,7 @@ def fit(
     log: Callable[[str], None] = print,
 ) -> TrainResult:
     """Train, calibrate on the validation split, and measure on the test split."""
+    revision = git_revision()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     generator = torch.Generator().manual_seed(config.seed)
@@ -246,7 +248,12 @@ def fit(
     model.temperature.fill_(temperature)
     log(f"temperature {temperature:.3f}; test accuracy {metrics['test']['accuracy']:.4%}")
     return TrainResult(
-        model=model, config=config, temperature=temperature, metrics=metrics, history=history
+        model=model,
+        config=config,
+        temperature=temperature,
+        metrics=metrics,
+        history=history,
+        git_revision=revision,
     )
 
 
@@ -331,8 +338,8 @@ def save_checkpoint(result: TrainResult, path: Path, data_source: str) -> None:
             "metrics": result.metrics,
             "history": result.history,
             "data": data_source,
-            "git_revision": git_revision(),
-            "torch_version": torch.__version__,
+            "git_revision": result.git_revision,
+            "torch_version": str(torch.__version__),
         },
         path,
     )
@@ -352,4 +359,5 @@ def load_checkpoint(path: Path) -> TrainResult:
         temperature=saved["temperature"],
         metrics=saved["metrics"],
         history=saved.get("history", []),
+        git_revision=saved.get("git_revision", "unknown"),
     )
