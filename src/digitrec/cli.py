@@ -12,13 +12,26 @@ from typing import Any
 import click
 
 from digitrec.config import get_settings
-from digitrec.inference import MODEL_NAMES, load_predictor, shipped_model_dir
+from digitrec.inference import (
+    MODEL_NAMES,
+    Predictor,
+    UnknownModelError,
+    load_predictor,
+    shipped_model_dir,
+)
 
 CHECKPOINT_DIR = Path("models")
 
 
 def _mnist_cache(cache_dir: Path | None) -> Path:
     return cache_dir or get_settings().data_dir / "mnist"
+
+
+def _predictor(name: str, model_dir: Path | None) -> Predictor:
+    try:
+        return load_predictor(name, model_dir)
+    except UnknownModelError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,7 +195,7 @@ def evaluate(name: str, model_dir: Path | None, as_json: bool, cache_dir: Path |
     from digitrec.evaluation import evaluate_predictor
 
     test_x, test_y = load_mnist(_mnist_cache(cache_dir)).split("test")
-    metrics = evaluate_predictor(load_predictor(name, model_dir), test_x, test_y)
+    metrics = evaluate_predictor(_predictor(name, model_dir), test_x, test_y)
     if as_json:
         click.echo(json.dumps(metrics))
         return
@@ -219,7 +232,7 @@ def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
     """
     from digitrec.preprocessing import PreprocessingError
 
-    predictor = load_predictor(name, model_dir)
+    predictor = _predictor(name, model_dir)
     failed = False
     for path in files:
         try:

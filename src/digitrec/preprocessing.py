@@ -23,11 +23,12 @@ FAINT_INK = 0.05  # below this share of full ink a pixel is background
 INK_THRESHOLD = 0.25  # ink fraction above which a pixel counts as drawn
 MIN_INK_FRACTION = 0.001  # fewer drawn pixels than this share of the image: a blank slate
 MIN_EXTENT_FRACTION = 0.03  # a drawing smaller than this share of the image side: a speck
-SPECK_MASS_FRACTION = 0.003  # ink mass trimmed from each side when bounding the digit
+SPECK_MASS_FRACTION = 0.02  # a separate blot with less of the ink than this is a speck
 # Stroke width of a typical MNIST digit, in pixels of the 28 px field (median over the
 # training set, estimated as 2 * area / perimeter).
 MNIST_STROKE_PX = 1.9
 WORK_BOX_PX = 80  # thickness is normalised at 4x the box size, then reduced with anti-aliasing
+WORK_MARGIN_PX = 5  # room around the work image for the largest pen change (9x9 filter)
 
 
 class PreprocessingError(ValueError):
@@ -81,13 +82,16 @@ def _decode(data: bytes) -> Image.Image:
     if not data:
         raise InvalidImageError("the image is empty (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
-        _check_size(image.width, image.height)
-        image.load()
+        image = Image.open(io.BytesIO(data))  # reads the header only
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError("not a readable PNG or JPEG image") from exc
+    _check_size(image.width, image.height)  # before the pixels are decoded
+    try:
+        image.load()
     except Image.DecompressionBombError as exc:
         raise InvalidImageError("the image is too large") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError("not a readable PNG or JPEG image") from exc
     return image
 
 
@@ -196,21 +200,20 @@ def _digit_box(region: _InkRegion) -> tuple[int, int, int, int]:
 
 
 def _mass_span(profile: np.ndarray) -> tuple[int, int]:
-    """The index range holding all but a sliver of `profile`'s mass at each end."""
-    cumulative = np.cumsum(profile)
-    total = cumulative[-1]
-    start = int(np.searchsorted(cumulative, SPECK_MASS_FRACTION * total, side="right"))
-    stop = int(np.searchsorted(cumulative, (1 - SPECK_MASS_FRACTION) * total, side="left")) + 1
-    # Trimming only drops specks: stretch back to the whole run of ink on each side, a run
-    # being inked positions with gaps of at most 2 px.
+    """The index range from the first to the last run of ink that is more than a speck.
+
+    A run is a stretch of inked rows (or columns) with gaps of at most 2 px; a run holding less
+    than SPECK_MASS_FRACTION of the ink is a speck, unless every run is.
+    """
     nonzero = np.flatnonzero(profile)
-    breaks = np.flatnonzero(np.diff(nonzero) > 2)  # a run ends at nonzero[b] for b in breaks
-    first = min(int(np.searchsorted(nonzero, start)), len(nonzero) - 1)
-    last = min(int(np.searchsorted(nonzero, stop - 1)), len(nonzero) - 1)
-    before, after = breaks[breaks < first], breaks[breaks >= last]
-    start = int(nonzero[before[-1] + 1]) if before.size else int(nonzero[0])
-    stop = int(nonzero[after[0]]) + 1 if after.size else int(nonzero[-1]) + 1
-    return start, stop
+    breaks = np.flatnonzero(np.diff(nonzero) > 2)  # runs end at nonzero[b] for b in breaks
+    starts, ends = np.r_[0, breaks + 1], np.r_[breaks, len(nonzero) - 1]
+    cumulative = np.concatenate([[0.0], np.cumsum(profile)])
+    mass = cumulative[nonzero[ends] + 1] - cumulative[nonzero[starts]]
+    keep = mass >= SPECK_MASS_FRACTION * cumulative[-1]
+    if not keep.any():
+        keep = mass == mass.max()
+    return int(nonzero[starts[keep][0]]), int(nonzero[ends[keep][-1]]) + 1
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:
@@ -218,12 +221,20 @@ def _fit_box(crop: np.ndarray) -> np.ndarray:
     height, width = crop.shape
     scale = WORK_BOX_PX / max(height, width)
     work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    work = Image.fromarray(crop).resize(work_size, Image.Resampling.BOX)
-    work = _normalise_stroke(work)
-    factor = DIGIT_BOX_PX / WORK_BOX_PX
-    size = (max(1, round(work.width * factor)), max(1, round(work.height * factor)))
-    digit = np.asarray(work.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
-    return np.clip(digit, 0.0, 1.0)
+    small = Image.fromarray(crop).resize(work_size, Image.Resampling.BOX)
+    # A margin lets strokes grow past, and shrink from, the edges of the tight crop.
+    work = Image.new("F", (small.width + 2 * WORK_MARGIN_PX, small.height + 2 * WORK_MARGIN_PX))
+    work.paste(small, (WORK_MARGIN_PX, WORK_MARGIN_PX))
+    pixels = np.asarray(_normalise_stroke(work))
+    rows = np.flatnonzero((pixels > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((pixels > INK_THRESHOLD).any(axis=0))
+    if rows.size == 0:  # cannot happen: erosion is undone when it removes most ink
+        raise EmptyDrawingError("nothing is drawn")
+    pixels = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    factor = DIGIT_BOX_PX / max(pixels.shape)
+    size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor)))
+    digit = Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(digit, dtype=np.float32), 0.0, 1.0)
 
 
 def _normalise_stroke(work: Image.Image) -> Image.Image:

@@ -1,0 +1,360 @@
+"""to_mnist: any picture of a digit -> the 28x28 form MNIST digits have."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw
+
+from digitrec.preprocessing import (
+    EmptyDrawingError,
+    InvalidImageError,
+    PreprocessingError,
+    stroke_width,
+    to_mnist,
+)
+
+CANVAS_PX = 280  # the page's drawing slate
+PEN_PX = 16  # the page's pen
+# Strokes in units of the digit's box: x across (0..1 of its width), y down (0..1 of its height).
+Stroke = Sequence[tuple[float, float]]
+ONE: Stroke = ((0.5, 0.0), (0.5, 1.0))
+SEVEN: Stroke = ((0.1, 0.05), (0.9, 0.05), (0.4, 0.95))
+TWO: Stroke = (
+    (0.1, 0.25), (0.3, 0.05), (0.7, 0.05), (0.9, 0.25), (0.85, 0.45), (0.1, 0.95), (0.95, 0.95),
+)  # fmt: skip
+# Stroke width (2 * area / outline) of MNIST test digits: 5th and 95th percentile, in px.
+MNIST_STROKE_RANGE_PX = (1.3, 3.1)
+
+
+def draw(
+    stroke: Stroke = SEVEN,
+    left: float = 60,
+    top: float = 40,
+    height: float = 200,
+    pen: int = PEN_PX,
+    canvas: tuple[int, int] = (CANVAS_PX, CANVAS_PX),  # (H, W)
+    aspect: float = 0.8,  # box width / box height
+) -> np.ndarray:
+    """A white-on-black (H, W) uint8 drawing of `stroke` in a box at (left, top)."""
+    image = Image.new("L", (canvas[1], canvas[0]), 0)
+    points = [(left + x * height * aspect, top + y * height) for x, y in stroke]
+    ImageDraw.Draw(image).line(points, fill=255, width=pen, joint="curve")
+    return np.asarray(image)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two 28x28 images, blurred by 3x3 and best aligned within 1 px.
+
+    Placing the centre of mass on whole pixels leaves up to half a pixel of play, and a 1 px
+    shift of a 1.5 px stroke would otherwise look like a different digit.
+    """
+
+    def blurred(x: np.ndarray) -> np.ndarray:
+        padded = np.pad(x, 1)
+        return sum(padded[i : i + 28, j : j + 28] for i in range(3) for j in range(3))
+
+    fixed, moving = blurred(a).ravel(), np.pad(blurred(b), 1)
+    return max(
+        float(np.corrcoef(fixed, moving[i : i + 28, j : j + 28].ravel())[0, 1])
+        for i in range(3)
+        for j in range(3)
+    )
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the ink's centre of mass, in index coordinates."""
+    rows, cols = np.indices(image.shape)
+    total = image.sum()
+    return float((rows * image).sum() / total), float((cols * image).sum() / total)
+
+
+def png_bytes(image: Image.Image | np.ndarray, fmt: str = "PNG") -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    """The 28x28 result for a plainly drawn seven in the middle of the slate."""
+    return to_mnist(draw())
+
+
+# --- the MNIST form -----------------------------------------------------------------------
+
+
+def test_to_mnist_returns_a_28x28_float32_image_in_unit_range(reference: np.ndarray) -> None:
+    assert reference.shape == (28, 28)
+    assert reference.dtype == np.float32
+    assert reference.min() >= 0.0 and reference.max() <= 1.0
+    assert reference.max() > 0.9  # the stroke is full ink, not a faint smear
+    assert (reference < 0.05).mean() > 0.6  # and most of the field is background
+
+
+@pytest.mark.parametrize(
+    ("stroke", "aspect"), [(SEVEN, 0.8), (ONE, 0.8), (TWO, 1.8)], ids=["tall", "one", "wide"]
+)
+def test_to_mnist_fits_the_longer_side_of_the_ink_into_20_px(stroke: Stroke, aspect: float) -> None:
+    image = to_mnist(draw(stroke, left=20, top=60, height=120, aspect=aspect))
+    rows = np.flatnonzero(image.max(axis=1) > 0.1)
+    cols = np.flatnonzero(image.max(axis=0) > 0.1)
+    longer = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    assert 19 <= longer <= 21
+
+
+@pytest.mark.parametrize(
+    ("stroke", "left", "top"), [(SEVEN, 60, 40), (SEVEN, 0, 0), (TWO, 130, 90), (ONE, 10, 60)]
+)
+def test_to_mnist_puts_the_centre_of_mass_at_the_field_centre(
+    stroke: Stroke, left: float, top: float
+) -> None:
+    # MNIST's own digits have their centre of mass at (14.0, 14.0) in index coordinates.
+    row, col = centre_of_mass(to_mnist(draw(stroke, left=left, top=top, height=150)))
+    assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
+
+
+@settings(max_examples=12, deadline=None)
+@given(left=st.integers(0, 150), top=st.integers(0, 130))
+def test_to_mnist_ignores_where_the_digit_is_drawn(left: int, top: int) -> None:
+    shifted = to_mnist(draw(left=left, top=top, height=150))
+    centred = to_mnist(draw(left=65, top=65, height=150))
+    assert similarity(shifted, centred) > 0.99
+
+
+@settings(max_examples=12, deadline=None)
+@given(height=st.integers(60, 270), pen_per_px=st.floats(0.06, 0.1))
+def test_to_mnist_ignores_how_large_the_digit_is_drawn(height: int, pen_per_px: float) -> None:
+    pen = max(2, round(pen_per_px * height))
+    scaled = to_mnist(draw(left=5, top=5, height=height, pen=pen))
+    assert similarity(scaled, to_mnist(draw(height=200, pen=16))) > 0.95
+
+
+def test_to_mnist_reads_dark_ink_on_light_paper_like_light_on_dark(
+    reference: np.ndarray,
+) -> None:
+    np.testing.assert_allclose(to_mnist(255 - draw()), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("colour", [0, 255], ids=["black-ink", "white-ink"])
+def test_to_mnist_reads_ink_held_only_in_the_alpha_channel(
+    colour: int, reference: np.ndarray
+) -> None:
+    canvas = np.zeros((CANVAS_PX, CANVAS_PX, 4), dtype=np.uint8)
+    canvas[..., :3] = colour  # the colour is the same everywhere: only alpha tells the ink
+    canvas[..., 3] = draw()
+    np.testing.assert_allclose(to_mnist(canvas), reference, atol=1e-5)
+
+
+# --- nothing to read ------------------------------------------------------------------------
+
+
+def _blank(value: int) -> np.ndarray:
+    return np.full((CANVAS_PX, CANVAS_PX), value, dtype=np.uint8)
+
+
+def _speck() -> np.ndarray:
+    canvas = _blank(0).copy()
+    canvas[140:144, 100:104] = 255  # a 4x4 px dot: a tap, not a digit
+    return canvas
+
+
+def _transparent() -> np.ndarray:
+    return np.zeros((CANVAS_PX, CANVAS_PX, 4), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: _blank(0), lambda: _blank(255), lambda: _blank(128), _speck, _transparent],
+    ids=["black", "white", "grey", "speck", "transparent"],
+)
+def test_to_mnist_refuses_a_canvas_without_a_drawing(make: Callable[[], np.ndarray]) -> None:
+    with pytest.raises(EmptyDrawingError):
+        to_mnist(make())
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_to_mnist_refuses_a_single_pixel(value: int) -> None:
+    with pytest.raises(PreprocessingError):
+        to_mnist(np.full((1, 1), value, dtype=np.uint8))
+
+
+# --- every form of input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda a: a.astype(np.float32) / 255,
+        lambda a: a.astype(np.float64),  # 0..255 floats
+        lambda a: a[:, :, None],
+        lambda a: np.repeat(a[:, :, None], 3, axis=2),
+        lambda a: np.dstack([a, a, a, np.full_like(a, 255)]),  # opaque RGBA
+        lambda a: a > 127,
+    ],
+    ids=["float-unit", "float-255", "HxWx1", "rgb", "rgba-opaque", "bool"],
+)
+def test_to_mnist_reads_every_array_form(
+    convert: Callable[[np.ndarray], np.ndarray], reference: np.ndarray
+) -> None:
+    assert similarity(to_mnist(convert(draw())), reference) > 0.99
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1", "I;16", "I", "F"])
+def test_to_mnist_reads_every_pil_mode(mode: str, reference: np.ndarray) -> None:
+    image = Image.fromarray(draw()).convert(mode)
+    assert similarity(to_mnist(image), reference) > 0.99
+
+
+def test_to_mnist_reads_16_bit_greys(reference: np.ndarray) -> None:
+    deep = draw().astype(np.uint16) * 257  # 0..65535
+    assert similarity(to_mnist(deep), reference) > 0.99
+    assert similarity(to_mnist(Image.fromarray(deep)), reference) > 0.99
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_to_mnist_reads_png_bytes(wrap: Callable[[bytes], object], reference: np.ndarray) -> None:
+    np.testing.assert_allclose(to_mnist(wrap(png_bytes(draw()))), reference, atol=1e-6)
+
+
+def test_to_mnist_reads_jpeg_bytes(reference: np.ndarray) -> None:
+    assert similarity(to_mnist(png_bytes(draw(), "JPEG")), reference) > 0.9
+    photo = png_bytes(Image.fromarray(255 - draw()).convert("RGB"), "JPEG")  # dark on light
+    assert similarity(to_mnist(photo), reference) > 0.9
+
+
+def test_to_mnist_reads_a_bar_in_a_flat_strip() -> None:
+    strip = np.zeros((7, 300), dtype=np.uint8)
+    strip[2:5, 50:250] = 255  # a dash along a (7, 300) strip
+    image = to_mnist(strip)
+    rows, cols = np.nonzero(image > 0.3)
+    assert set(rows) <= {13, 14, 15}
+    assert 19 <= cols.max() - cols.min() + 1 <= 21
+
+
+def test_to_mnist_reads_a_bar_in_a_tall_strip() -> None:
+    strip = np.zeros((3000, 20), dtype=np.uint8)
+    strip[300:2700, 8:12] = 255  # a one along a (3000, 20) strip
+    image = to_mnist(strip)
+    rows, cols = np.nonzero(image > 0.3)
+    assert set(cols) <= {13, 14, 15}
+    assert 19 <= rows.max() - rows.min() + 1 <= 21
+
+
+# --- what is not an image -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"",
+        b"definitely not a picture" * 10,
+        png_bytes(draw())[:400],  # a truncated PNG
+        np.zeros(10, dtype=np.uint8),
+        np.zeros((4, 4, 4, 4), dtype=np.uint8),
+        np.zeros((28, 28, 2), dtype=np.uint8),
+        np.zeros((0, 5), dtype=np.uint8),
+        np.full((28, 28), None, dtype=object),
+        np.full((28, 28), "a", dtype="<U1"),
+        "digit.png",
+        [[0, 255], [255, 0]],
+    ],
+    ids=[
+        "empty-bytes",
+        "garbage-bytes",
+        "truncated-png",
+        "1-d",
+        "4-d",
+        "2-channels",
+        "no-pixels",
+        "object",
+        "strings",
+        "str",
+        "list",
+    ],
+)
+def test_to_mnist_refuses_what_is_not_an_image(source: object) -> None:
+    with pytest.raises(InvalidImageError):
+        to_mnist(source)  # type: ignore[arg-type]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds a scrap of pixel data: decoding it would fail."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    scrap = zlib.compress(bytes(64))  # far less than the declared rows
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", scrap)
+
+
+def test_to_mnist_refuses_a_50_megapixel_png_before_decoding_it() -> None:
+    with pytest.raises(InvalidImageError, match="too large"):
+        to_mnist(_png_header_only(8000, 6250))
+
+
+def test_to_mnist_refuses_a_50_megapixel_array() -> None:
+    huge = np.broadcast_to(np.uint8(0), (6250, 8000))  # no memory behind it
+    with pytest.raises(InvalidImageError, match="too large"):
+        to_mnist(huge)
+
+
+# --- drawings as people make them -----------------------------------------------------------
+
+
+def _with_corner_specks(canvas: np.ndarray) -> np.ndarray:
+    noisy = canvas.copy()
+    for row, col in [(5, 5), (5, 270), (270, 5), (270, 270)]:
+        noisy[row : row + 3, col : col + 3] = 255  # 3x3 px dust near each corner
+    return noisy
+
+
+def _with_salt(canvas: np.ndarray) -> np.ndarray:
+    noisy = canvas.copy()
+    rows, cols = np.random.default_rng(0).integers(0, CANVAS_PX, (2, 30))
+    noisy[rows, cols] = 255  # 30 stray single pixels
+    return noisy
+
+
+@pytest.mark.parametrize("add_noise", [_with_salt, _with_corner_specks], ids=["salt", "specks"])
+def test_to_mnist_ignores_specks_far_from_the_digit(
+    add_noise: Callable[[np.ndarray], np.ndarray], reference: np.ndarray
+) -> None:
+    assert similarity(to_mnist(add_noise(draw())), reference) > 0.95
+
+
+@pytest.mark.parametrize("pen", [2, 40])
+@pytest.mark.parametrize("stroke", [ONE, SEVEN, TWO], ids=["one", "seven", "two"])
+def test_to_mnist_gives_thin_and_thick_pens_mnist_stroke_widths(stroke: Stroke, pen: int) -> None:
+    width = stroke_width(to_mnist(draw(stroke, pen=pen)))
+    low, high = MNIST_STROKE_RANGE_PX
+    assert low <= width <= high
+
+
+@pytest.mark.parametrize(
+    ("left", "top", "height"),
+    [(60, -8, 260), (280 - 0.9 * 160 - 4, 40, 200), (-20, 40, 200)],
+    ids=["top-and-bottom", "right", "left"],
+)
+def test_to_mnist_reads_a_digit_touching_the_canvas_edge(
+    left: float, top: float, height: float, reference: np.ndarray
+) -> None:
+    assert similarity(to_mnist(draw(left=left, top=top, height=height)), reference) > 0.9
+
+
+def test_stroke_width_measures_a_bar() -> None:
+    bar = np.zeros((120, 20), dtype=np.float32)
+    bar[10:110, 8:11] = 1.0  # 3 px wide, 100 px long
+    assert stroke_width(bar) == pytest.approx(3.0, abs=0.1)
+    assert stroke_width(np.zeros((28, 28))) == 0.0
