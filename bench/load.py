@@ -1,0 +1,295 @@
+"""Load-test the model service on loopback and check that every answered prediction was logged.
+
+    python bench/load.py                       # SQLite and PostgreSQL, 2 workers
+    python bench/load.py --database sqlite --seconds 5
+
+For each database it starts `python -m digitrec.api.server --workers N` on a free port, posts
+280x280 canvas PNGs (drawn digits, as the page sends them) as JSON, and prints:
+
+- one client, one request at a time: p50 and p99 latency, throughput;
+- C concurrent clients: throughput, its ratio to (CPU cores x one-client throughput), p50, p99;
+- errors (anything but HTTP 200), and the rows in the database against the answers counted.
+
+The load generator is this process (asyncio, raw HTTP/1.1 keep-alive: a few tens of microseconds
+per request, so it takes little CPU from the server); the server is a separate process.
+PostgreSQL: a fresh database on the server at --postgres-url (dropped afterwards).
+Prints numbers only; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageDraw
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+CANVAS_PX = 280
+STROKE_PX = 18  # the page's pen width
+WARMUP_S = 1.0  # the first requests of each worker pay for lazy imports and caches
+START_TIMEOUT_S = 60
+DRAIN_TIMEOUT_S = 60
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+# Polylines in a 0..1 box, roughly the digits 0-9 as a person draws them.
+STROKES = [
+    [(0.5, 0.15), (0.3, 0.3), (0.28, 0.7), (0.5, 0.85), (0.72, 0.7), (0.7, 0.3), (0.5, 0.15)],
+    [(0.45, 0.25), (0.55, 0.15), (0.55, 0.85)],
+    [(0.3, 0.3), (0.5, 0.15), (0.7, 0.3), (0.3, 0.85), (0.72, 0.85)],
+    [(0.3, 0.2), (0.7, 0.2), (0.45, 0.48), (0.7, 0.65), (0.5, 0.85), (0.3, 0.78)],
+    [(0.6, 0.85), (0.6, 0.15), (0.28, 0.6), (0.75, 0.6)],
+    [(0.7, 0.15), (0.35, 0.15), (0.32, 0.45), (0.65, 0.5), (0.6, 0.82), (0.3, 0.82)],
+    [(0.65, 0.15), (0.35, 0.5), (0.35, 0.8), (0.65, 0.78), (0.62, 0.52), (0.36, 0.55)],
+    [(0.28, 0.18), (0.72, 0.18), (0.42, 0.85)],
+    [
+        (0.5, 0.5),
+        (0.32, 0.32),
+        (0.5, 0.15),
+        (0.68, 0.32),
+        (0.32, 0.7),
+        (0.5, 0.85),
+        (0.7, 0.68),
+        (0.5, 0.5),
+    ],
+    [(0.68, 0.4), (0.5, 0.15), (0.32, 0.35), (0.5, 0.5), (0.68, 0.4), (0.62, 0.85)],
+]
+
+
+def canvas_png(digit: int) -> bytes:
+    """A 280x280 RGBA canvas as the page's drawing component gives it: white ink, transparent."""
+    image = Image.new("RGBA", (CANVAS_PX, CANVAS_PX), (0, 0, 0, 0))
+    points = [(x * CANVAS_PX, y * CANVAS_PX) for x, y in STROKES[digit]]
+    ImageDraw.Draw(image).line(points, fill=(255, 255, 255, 255), width=STROKE_PX, joint="curve")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def request_bytes(port: int, digit: int) -> bytes:
+    """One complete keep-alive POST /predict request, JSON with the base64 canvas."""
+    body = json.dumps(
+        {"image": base64.b64encode(canvas_png(digit)).decode(), "session_id": f"bench-{digit}"}
+    ).encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@dataclass
+class Tally:
+    """What one load phase measured."""
+
+    latencies_s: list[float] = field(default_factory=list)
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    server_cpu_s: float = 0.0  # CPU the server's processes used meanwhile
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def _client(port: int, requests: list[bytes], deadline: float, tally: Tally) -> None:
+    """One connection sending requests back to back until the deadline; never drops one."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            writer.write(random.choice(requests))
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            await reader.readexactly(length)
+            tally.latencies_s.append(time.perf_counter() - started)
+            if status == 200:
+                tally.ok += 1
+            else:
+                tally.error(f"HTTP {status}")
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        tally.error(type(exc).__name__)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, requests: list[bytes], clients: int, seconds: float) -> Tally:
+    tally = Tally()
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(_client(port, requests, deadline, tally) for _ in range(clients)))
+    tally.elapsed_s = time.perf_counter() - started
+    return tally
+
+
+def run_load(
+    server: subprocess.Popen[bytes], port: int, requests: list[bytes], clients: int, seconds: float
+) -> Tally:
+    """`clients` connections posting for `seconds`; each finishes its last request."""
+    cpu_before = server_cpu_s(server.pid)
+    tally = asyncio.run(_load(port, requests, clients, seconds))
+    tally.server_cpu_s = server_cpu_s(server.pid) - cpu_before
+    return tally
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (Linux /proc)."""
+    total_ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        process, parent = int(stat.parent.name), int(fields[1])
+        if pid in (process, parent):
+            total_ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return total_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(
+    database_url: str, data_dir: Path, workers: int, model_dir: str | None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The API in a subprocess, as `digitrec serve` runs it; returns once /ready says yes."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(DIGITREC_DATABASE_URL=database_url, DIGITREC_DATA_DIR=str(data_dir))
+    if model_dir:
+        env["DIGITREC_MODEL_DIR"] = model_dir
+    command = [sys.executable, "-m", "digitrec.api.server", "--port", str(port)]
+    server = subprocess.Popen([*command, "--workers", str(workers)], env=env)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return server, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    server.terminate()
+    raise SystemExit(f"the server was not ready within {START_TIMEOUT_S} s")
+
+
+def count_rows(database_url: str, port: int) -> tuple[int, int, int]:
+    """(rows in the table, the API's count, writes still queued) once the outbox drained."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    pending = -1
+    while time.monotonic() < deadline:
+        # Reads replay the outbox first, so asking is also what drains it.
+        pending = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=10).json()["pending_writes"]
+        if pending == 0:
+            break
+        time.sleep(0.5)
+    api_count = httpx.get(f"http://127.0.0.1:{port}/predictions?limit=1", timeout=10).json()
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = int(conn.execute(text("SELECT count(*) FROM prediction_logs")).scalar_one())
+    engine.dispose()
+    return rows, int(api_count["count"]), pending
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def report(name: str, tally: Tally) -> float:
+    """Print one phase's numbers; return its throughput (requests per second)."""
+    throughput = (tally.ok + sum(tally.errors.values())) / tally.elapsed_s
+    print(
+        f"  {name}: {tally.ok} ok in {tally.elapsed_s:.1f} s = {throughput:.0f} req/s; "
+        f"p50 {_ms(_percentile(tally.latencies_s, 50))}, "
+        f"p99 {_ms(_percentile(tally.latencies_s, 99))}; errors {tally.errors or 0}; "
+        f"server CPU {_ms(tally.server_cpu_s / max(tally.ok, 1))} per request"
+    )
+    return throughput
+
+
+def bench_database(name: str, database_url: str, args: argparse.Namespace) -> None:
+    """Start a server on this database, load it, and compare rows with answers."""
+    print(f"\n{name}: {make_url(database_url).render_as_string(hide_password=True)}")
+    with tempfile.TemporaryDirectory(prefix="digitrec-bench-") as data_dir:
+        server, port = start_server(database_url, Path(data_dir), args.workers, args.model_dir)
+        try:
+            requests = [request_bytes(port, digit) for digit in range(10)]
+            warmup = run_load(server, port, requests, clients=4, seconds=WARMUP_S)
+            one = run_load(server, port, requests, clients=1, seconds=args.seconds)
+            many = run_load(server, port, requests, clients=args.clients, seconds=args.seconds)
+            single = report("1 client", one)
+            combined = report(f"{args.clients} clients", many)
+            cores = os.cpu_count() or 1
+            ideal = cores * single
+            print(f"  {args.clients} clients / ({cores} cores x 1 client) = {combined / ideal:.2f}")
+            answered = warmup.ok + one.ok + many.ok
+            rows, api_count, pending = count_rows(database_url, port)
+            print(
+                f"  answered 200: {answered}; rows in the table: {rows}; API count: {api_count}; "
+                f"still queued: {pending}; missing rows: {answered - rows}"
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def bench_postgres(admin_url: str, args: argparse.Namespace) -> None:
+    """The benchmark on a fresh, throwaway database of the PostgreSQL server at admin_url."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    name = f"digitrec_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        bench_database("PostgreSQL", url, args)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="admin URL")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--model-dir", default=None, help="ONNX folder (default: shipped)")
+    args = parser.parse_args()
+    print(f"digitrec API load test: {args.workers} workers, {os.cpu_count()} CPU cores")
+    if args.database in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="digitrec-bench-db-") as folder:
+            bench_database("SQLite", f"sqlite:///{folder}/bench.sqlite3", args)
+    if args.database in ("postgres", "both"):
+        bench_postgres(args.postgres_url, args)
+
+
+if __name__ == "__main__":
+    main()

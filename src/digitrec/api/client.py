@@ -1,0 +1,180 @@
+"""Talk to the model service over HTTP with the same methods and errors as the in-process service.
+
+client = ApiClient("http://127.0.0.1:8000")
+prediction = client.predict(canvas_rgba, session_id="3f2a9c0d")
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from digitrec.inference import UnknownModelError
+from digitrec.preprocessing import EmptyDrawingError, ImageSource, InvalidImageError
+from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.service import InvalidDigitError, PredictionNotFoundError
+from digitrec.storage import StorageUnavailableError
+
+REQUEST_TIMEOUT_S = 10.0
+ERROR_CODE_HEADER = "X-Error-Code"  # same name as in digitrec.api.errors
+
+# The service's exceptions, by the error code the API sends in ERROR_CODE_HEADER.
+ERRORS_BY_CODE: dict[str, type[Exception]] = {
+    "empty_drawing": EmptyDrawingError,
+    "invalid_image": InvalidImageError,
+    "too_large": InvalidImageError,
+    "unknown_model": UnknownModelError,
+    "invalid_digit": InvalidDigitError,
+    "prediction_not_found": PredictionNotFoundError,
+    "storage_unavailable": StorageUnavailableError,
+}
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error that has no counterpart in the service."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(f"HTTP {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ApiUnavailableError(ConnectionError):
+    """The API could not be reached (refused, timed out, or the connection broke)."""
+
+
+class ApiClient:
+    """A `DigitService` whose work happens in the model service at `base_url`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        # One pooled client: a kept-alive connection saves a TCP handshake per request.
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
+
+    def predict(
+        self, image: ImageSource, *, session_id: str, model: str = "default"
+    ) -> PredictionPublic:
+        """Recognise the digit in `image` (encoded bytes, a PIL image or an array)."""
+        payload = {
+            "image": base64.b64encode(encode_png(image)).decode("ascii"),
+            "session_id": session_id,
+            "model": model,
+        }
+        return PredictionPublic.model_validate(self._call("POST", "/predict", json=payload))
+
+    def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic:
+        """Record the true digit of a prediction."""
+        path = f"/predictions/{quote(prediction_id, safe='')}/feedback"
+        try:
+            answer = self._call("POST", path, json={"actual": actual})
+        except ApiError as exc:
+            if exc.status_code == 422:  # a digit outside 0..9 fails the request's validation
+                raise InvalidDigitError(exc.detail) from exc
+            if exc.status_code == 404:  # an id no route matches (a '/' in it, say)
+                raise PredictionNotFoundError(exc.detail) from exc
+            raise
+        return PredictionPublic.model_validate(answer)
+
+    def history(
+        self, session_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> PredictionsPublic:
+        """Logged predictions, newest first, and the total count for the same filter."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if session_id is not None:
+            params["session_id"] = session_id
+        return PredictionsPublic.model_validate(self._call("GET", "/predictions", params=params))
+
+    def stats(self, session_id: str | None = None) -> StatsPublic:
+        """Running totals, per-digit accuracy and the confusion matrix."""
+        params = {"session_id": session_id} if session_id is not None else {}
+        return StatsPublic.model_validate(self._call("GET", "/stats", params=params))
+
+    def image_png(self, prediction_id: str) -> bytes:
+        """The 28x28 image the model saw for a prediction, as PNG bytes."""
+        try:
+            response = self._http.get(f"/predictions/{quote(prediction_id, safe='')}/image")
+        except httpx.HTTPError as exc:
+            raise ApiUnavailableError(f"GET {self.base_url}/predictions failed: {exc}") from exc
+        if response.status_code == 404:
+            raise PredictionNotFoundError(f"no prediction with id {prediction_id!r}")
+        if not response.is_success:
+            raise error_from_response(response)
+        return response.content
+
+    def models(self) -> list[str]:
+        """The names of the models the service can use."""
+        names: list[str] = self._call("GET", "/models")
+        return names
+
+    def ready(self) -> dict[str, bool]:
+        """`{"model": ..., "database": ...}` from the service; all False if it is unreachable."""
+        try:
+            response = self._http.get("/ready")
+        except httpx.HTTPError:
+            return {"model": False, "database": False}
+        if response.status_code not in (200, 503):
+            return {"model": False, "database": False}
+        return {key: bool(value) for key, value in response.json().items()}
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailableError(f"{method} {self.base_url}{path} failed: {exc}") from exc
+        if response.is_success:
+            return response.json()
+        raise error_from_response(response)
+
+
+def error_from_response(response: httpx.Response) -> Exception:
+    """The exception the in-process service would have raised for this error answer."""
+    try:
+        detail = str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        detail = response.text or response.reason_phrase
+    code = response.headers.get(ERROR_CODE_HEADER, "")
+    error_type = ERRORS_BY_CODE.get(code)
+    if code == "validation" and detail.startswith("path.prediction_id"):
+        error_type = PredictionNotFoundError  # no prediction can have an id of that form
+    return error_type(detail) if error_type else ApiError(response.status_code, detail)
+
+
+def encode_png(image: ImageSource) -> bytes:
+    """PNG (or the original PNG/JPEG) bytes for any image the service accepts."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.dtype != np.uint8:
+            # Floats in [0, 1] (or 0..255) become 8-bit pixels.
+            scale = 255.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 1.0
+            array = np.clip(np.nan_to_num(array.astype(np.float32)) * scale, 0, 255)
+            array = array.astype(np.uint8)
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,104 @@
+"""Every failure becomes a JSON answer `{"detail": "..."}`; never a stack trace.
+
+Each answer for a known failure also carries an `X-Error-Code` header, so that a client can
+raise the same exception the in-process service would have raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from digitrec.inference import UnknownModelError
+from digitrec.preprocessing import EmptyDrawingError, InvalidImageError
+from digitrec.schemas import ErrorPublic
+from digitrec.service import InvalidDigitError, PredictionNotFoundError
+from digitrec.storage import StorageUnavailableError
+
+logger = logging.getLogger(__name__)
+
+ERROR_CODE_HEADER = "X-Error-Code"
+RETRY_AFTER_S = 5  # how long a client should wait before asking again while the database is down
+
+# exception -> (HTTP status, error code); the first matching entry in MRO order wins.
+KNOWN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    EmptyDrawingError: (422, "empty_drawing"),
+    InvalidImageError: (422, "invalid_image"),
+    UnknownModelError: (404, "unknown_model"),
+    InvalidDigitError: (422, "invalid_digit"),
+    PredictionNotFoundError: (404, "prediction_not_found"),
+    StorageUnavailableError: (503, "storage_unavailable"),
+}
+
+# Shown in the OpenAPI document for every operation.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "The request could not be parsed."},
+    422: {"model": ErrorPublic, "description": "The request is well formed but unusable."},
+    500: {"model": ErrorPublic, "description": "An unexpected failure (logged)."},
+}
+
+
+def error_response(
+    status: int, detail: str, code: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON answer for a failure."""
+    return JSONResponse(
+        {"detail": detail}, status_code=status, headers={ERROR_CODE_HEADER: code, **(headers or {})}
+    )
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One readable line for pydantic's error list, e.g. `body.actual: Input should be ...`."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else error["msg"])
+    return "; ".join(parts) or "invalid request"
+
+
+async def _known_error(request: Request, exc: Exception) -> JSONResponse:
+    status, code = next(KNOWN_ERRORS[cls] for cls in type(exc).__mro__ if cls in KNOWN_ERRORS)
+    detail = str(exc) or code.replace("_", " ")
+    if isinstance(exc, EmptyDrawingError) and "nothing is drawn" not in detail:
+        detail = f"nothing is drawn that can be read: {detail}"
+    if isinstance(exc, StorageUnavailableError):
+        logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            status,
+            "the database is unavailable; try again shortly",
+            code,
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return error_response(status, detail, code)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = "too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
+    return error_response(exc.status_code, str(exc.detail), code, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, describe_validation_errors(exc.errors()), "validation")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # The last resort: the traceback goes to the log, never to the client.
+    logger.exception("unexpected error in %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; it has been logged", "internal")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Register the JSON answers for every failure on `app`."""
+    for error_type in KNOWN_ERRORS:
+        app.add_exception_handler(error_type, _known_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
