@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -90,13 +91,35 @@ def running_app(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
                 process.wait()
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+@contextmanager
+def running_api(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
+    """Run the model service (`digitrec serve`) on a free port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_healthy(url, process, log_path, health="/health")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, health: str = "/_stcore/health"
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}:\n{log_path.read_text()}")
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1.0).text == "ok":
+            if httpx.get(f"{url}{health}", timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass

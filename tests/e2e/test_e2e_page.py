@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from live_app import (
     DIGIT_STROKES,
+    app_environment,
     clear_slate,
     draw,
     draw_by_touch,
@@ -16,6 +18,8 @@ from live_app import (
     predict,
     prediction_heading,
     press,
+    running_api,
+    running_app,
     session_id,
 )
 from playwright.sync_api import Browser, Page, expect
@@ -135,3 +139,26 @@ def test_page_logs_to_postgresql(
     ).to_be_visible()
     assert session_id(page) == session
     page.context.close()
+
+
+def test_page_in_api_mode_logs_through_the_model_service(
+    tmp_path: Path, chromium: Browser, postgres_url: str
+) -> None:
+    """DIGITREC_API_URL set: the page sends drawings to a live `digitrec serve`, which logs."""
+    with ExitStack() as stack:
+        api_env = app_environment(postgres_url, tmp_path / "api-data")
+        api_url = stack.enter_context(running_api(api_env, tmp_path / "api.log"))
+        # The page's own database setting points at an unused file: every row must come
+        # from the service.
+        page_env = app_environment(f"sqlite:///{tmp_path / 'unused.sqlite3'}", tmp_path / "page")
+        page_env["DIGITREC_API_URL"] = api_url
+        page = open_page(chromium, stack.enter_context(running_app(page_env, tmp_path / "app.log")))
+        session = session_id(page)
+
+        draw(page, DIGIT_STROKES[1])
+        assert predict(page) == 1
+        press(page, "digit-4")
+        expect(page.get_by_text("Thanks: recorded 4 as the right answer.")).to_be_visible()
+        assert [tuple(r) for r in logged_rows(postgres_url, session)] == [(1, 4)]
+        assert not (tmp_path / "unused.sqlite3").exists()
+        page.context.close()
