@@ -23,7 +23,7 @@ from digitrec.augmentation import augment
 from digitrec.calibration import expected_calibration_error, fit_temperature, softmax
 from digitrec.data import Mnist
 from digitrec.evaluation import classification_metrics
-from digitrec.models import build_model
+from digitrec.models import Ensemble, build_model
 from digitrec.preprocessing import to_mnist
 
 # Pixels are standardised inside the network (and the ONNX graph) with MNIST's statistics.
@@ -44,6 +44,8 @@ class TrainConfig:
     one_cycle: bool = False  # one-cycle schedule peaking at lr (else constant lr)
     augment_copies: int = 0  # drawing-like copies of the training set, one per epoch in turn
     seed: int = 0
+    # Networks trained with seeds seed, seed + 1, ...; their logits are averaged.
+    members: int = 1
     threads: int = 2
     dry_run: bool = False  # a few batches per epoch: checks the pipeline, not the model
     dry_run_batches: int = 3
@@ -64,6 +66,9 @@ RECIPES: dict[str, TrainConfig] = {
         label_smoothing=0.05,
         one_cycle=True,
         augment_copies=4,
+        # Two runs average out each other's idiosyncratic mistakes: on the validation split
+        # the pair beats either run alone, for 0.2 ms more per prediction.
+        members=2,
     ),
 }
 
@@ -183,17 +188,51 @@ def fit(
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train, calibrate on the validation split, and measure on the test split."""
+    """Train (each member in turn), calibrate on the validation split, measure on test."""
     revision = git_revision()
-    torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    generator = torch.Generator().manual_seed(config.seed)
-    train_x, train_y = mnist.split("train")
+    nets, history = [], []
+    for member in range(config.members):
+        if config.members > 1:
+            log(f"member {member + 1} of {config.members}")
+        net, member_history = _fit_member(
+            mnist, replace(config, seed=config.seed + member), member, cache_dir, log
+        )
+        nets.append(net)
+        history += member_history
+    model = Standardised(Ensemble(nets) if len(nets) > 1 else nets[0])
     val_x, val_y = mnist.split("val")
     test_x, test_y = mnist.split("test")
     if config.dry_run:
-        train_x, train_y = train_x[:512], train_y[:512]
         val_x, val_y, test_x, test_y = val_x[:256], val_y[:256], test_x[:256], test_y[:256]
+    temperature, metrics = calibrate(model, val_x, val_y, test_x, test_y, config, cache_dir)
+    model.temperature.fill_(temperature)
+    log(f"temperature {temperature:.3f}; test accuracy {metrics['test']['accuracy']:.4%}")
+    return TrainResult(
+        model=model,
+        config=config,
+        temperature=temperature,
+        metrics=metrics,
+        history=history,
+        git_revision=revision,
+    )
+
+
+def _fit_member(
+    mnist: Mnist,
+    config: TrainConfig,
+    member: int,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train one network with `config.seed`; returns it and its per-epoch history."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_x, train_y = mnist.split("train")
+    val_x, val_y = mnist.split("val")
+    if config.dry_run:
+        train_x, train_y = train_x[:512], train_y[:512]
+        val_x, val_y = val_x[:256], val_y[:256]
     sets = [train_x.astype(np.float32) / 255]
     if config.augment_copies:
         log("preparing drawing-like copies of the training set")
@@ -234,6 +273,7 @@ def fit(
         )
         history.append(
             {
+                "member": member,
                 "epoch": epoch + 1,
                 "loss": loss,
                 "val_accuracy": val_acc,
@@ -244,17 +284,7 @@ def fit(
             f"epoch {epoch + 1}: loss {loss:.4f}, validation accuracy {val_acc:.4%}, "
             f"{history[-1]['seconds']:.0f} s"
         )
-    temperature, metrics = calibrate(model, val_x, val_y, test_x, test_y, config, cache_dir)
-    model.temperature.fill_(temperature)
-    log(f"temperature {temperature:.3f}; test accuracy {metrics['test']['accuracy']:.4%}")
-    return TrainResult(
-        model=model,
-        config=config,
-        temperature=temperature,
-        metrics=metrics,
-        history=history,
-        git_revision=revision,
-    )
+    return model.net, history
 
 
 def _epoch_size(n: int, config: TrainConfig) -> int:
@@ -349,7 +379,7 @@ def load_checkpoint(path: Path) -> TrainResult:
     """A trained network back from a checkpoint written by `save_checkpoint`."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     config = replace(TrainConfig(), **saved["config"])
-    net = build_model(config.model)
+    net = build_model(config.model, config.members)
     net.load_state_dict(saved["state_dict"])
     model = Standardised(net, saved["temperature"])
     model.eval()

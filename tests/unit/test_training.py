@@ -71,7 +71,10 @@ def test_fit_dry_run_trains_calibrates_and_measures(
 
     assert isinstance(result.model, Standardised)
     assert result.config == config
-    assert [entry["epoch"] for entry in result.history] == [1]
+    # one epoch per member; the default recipe trains two members
+    assert [(e["member"], e["epoch"]) for e in result.history] == [
+        (m, 1) for m in range(config.members)
+    ]
     assert math.isfinite(result.history[0]["loss"])
     assert 0.05 <= result.temperature <= 20 and math.isfinite(result.temperature)
     assert float(result.model.temperature) == pytest.approx(result.temperature)
