@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,38 +69,30 @@ def app_environment(database_url: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def running_app(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
+def running_app(env: Mapping[str, str], log_path: Path) -> AbstractContextManager[str]:
     """Run the page with `streamlit run` on a free port; yields its URL."""
     port = free_port()
+    return _running(app_command("127.0.0.1", port), port, "/_stcore/health", env, log_path)
+
+
+def running_api(env: Mapping[str, str], log_path: Path) -> AbstractContextManager[str]:
+    """Run the model service (`digitrec serve`) on a free port; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
+    return _running(command, port, "/health", env, log_path)
+
+
+@contextmanager
+def _running(
+    command: list[str], port: int, health: str, env: Mapping[str, str], log_path: Path
+) -> Iterator[str]:
+    """Start `command`, wait until `health` answers on `port`, stop it afterwards."""
     url = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            app_command("127.0.0.1", port), env=dict(env), stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_until_healthy(url, process, log_path)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@contextmanager
-def running_api(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
-    """Run the model service (`digitrec serve`) on a free port; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
-    with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_until_healthy(url, process, log_path, health="/health")
+            _wait_until_healthy(url, process, log_path, health)
             yield url
         finally:
             process.terminate()
@@ -112,7 +104,7 @@ def running_api(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
 
 
 def _wait_until_healthy(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, health: str = "/_stcore/health"
+    url: str, process: subprocess.Popen[bytes], log_path: Path, health: str
 ) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
