@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitrec.calibration import expected_calibration_error
+from digitrec.evaluation import classification_metrics
 from digitrec.inference import load_predictor
 
 CANVAS_PX = 280
@@ -29,7 +29,6 @@ PEN_WIDTHS_PX = (10, 14, 18, 22, 26)
 HEIGHT_RANGE = (0.40, 0.85)  # of the canvas
 MAX_WIDTH = 0.85  # of the canvas
 SUPERSAMPLE = 4  # draw at 4x and reduce: the browser's canvas anti-aliases its strokes
-CONFIDENT = 0.99
 
 
 def render(strokes: list[list[list[float]]], rng: np.random.Generator) -> np.ndarray:
@@ -81,17 +80,18 @@ def main() -> None:
         latencies.append(time.perf_counter() - start)
         probs.append(prediction.probabilities)
     p = np.array(probs)
+    metrics = classification_metrics(p, labels)
     predicted = p.argmax(axis=1)
     wrong = predicted != labels
-    confident_wrong = wrong & (p.max(axis=1) >= CONFIDENT)
 
     print(f"model {args.model}: {len(samples)} pen-drawn digits, seed {args.seed}")
-    print(f"accuracy               {1 - wrong.mean():.2%}")
-    print(f"wrong with >= 99% conf {confident_wrong.mean():.2%} ({confident_wrong.sum()})")
-    print(f"ECE (15 bins)          {expected_calibration_error(p, labels):.2%}")
+    print(f"accuracy               {metrics['accuracy']:.2%}")
+    confident_wrong = metrics["confident_wrong"]
+    print(f"wrong with >= 99% conf {confident_wrong:.2%} ({round(confident_wrong * len(p))})")
+    print(f"ECE (15 bins)          {metrics['ece']:.2%}")
     print(f"latency median         {np.median(latencies) * 1000:.2f} ms (predict, one canvas)")
-    per_digit = {d: 1 - wrong[labels == d].mean() for d in range(10)}
-    print("per digit              " + "  ".join(f"{d}:{a:.1%}" for d, a in per_digit.items()))
+    per_digit = enumerate(metrics["per_digit_accuracy"])
+    print("per digit              " + "  ".join(f"{d}:{a:.1%}" for d, a in per_digit))
     by_lab: dict[str, list[bool]] = defaultdict(list)
     for sample, w in zip(samples, wrong, strict=True):
         by_lab[sample.get("lab", "?")].append(bool(w))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from digitrec.calibration import softmax
 from digitrec.preprocessing import ImageSource, to_mnist
 
 MODEL_NAMES = ("default", "seed-cnn", "lenet5")
@@ -42,13 +43,6 @@ def available_models(model_dir: Path | None = None) -> list[str]:
     folder = model_dir or shipped_model_dir()
     found = {p.stem for p in folder.glob("*.onnx")}
     return [n for n in MODEL_NAMES if n in found] + sorted(found - set(MODEL_NAMES))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, 10) logits, numerically stable."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class Predictor:
@@ -81,8 +75,11 @@ class Predictor:
         """Preprocess and predict several images in one run of the model."""
         if not images:
             return []
-        batch = np.stack([to_mnist(img) for img in images])[:, None]  # (N, 1, 28, 28)
-        return [self._prediction(row) for row in self.predict_tensor(batch)]
+        return self.predict_preprocessed(np.stack([to_mnist(img) for img in images]))
+
+    def predict_preprocessed(self, images: np.ndarray) -> list[Prediction]:
+        """Predictions for images already in MNIST's form, (N, 28, 28) float32 in [0, 1]."""
+        return [self._prediction(row) for row in self.predict_tensor(images[:, None])]
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
         digit = int(probs.argmax())

@@ -156,7 +156,7 @@ def _transparent_to_ink(grey: np.ndarray, alpha: np.ndarray) -> _InkRegion:
 
 def _grey_to_ink(grey: np.ndarray) -> _InkRegion:
     """Map grey levels to ink: the background (the border's typical level) becomes 0."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    border = _border(grey)
     background = float(np.median(border))
     # Dark ink on light paper (photos, scans) is flipped so the digit is white on black.
     ink = background - grey if background > 0.5 else grey - background
@@ -176,7 +176,7 @@ def _canvas_to_ink(array: np.ndarray) -> _InkRegion:
             grey = np.asarray(Image.fromarray(array).convert("L"), dtype=np.float32) / 255
             return _transparent_to_ink(grey, array[:, :, 3].astype(np.float32) / 255)
         colour = words & 0xFFFFFF
-        if not np.concatenate([colour[0], colour[-1], colour[:, 0], colour[:, -1]]).any():
+        if not _border(colour).any():  # a black slate
             rows = np.flatnonzero(colour.any(axis=1))
             cols = np.flatnonzero(colour.any(axis=0))
             if rows.size == 0:
@@ -197,7 +197,7 @@ def _grey_image_to_ink(
     """`_grey_to_ink` for an 8-bit image (or a part of one at `origin` in an image of `shape`)."""
     pixels = np.asarray(grey)
     if background is None:
-        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        border = _border(pixels)
         background = float(np.median(border.astype(np.float32) / 255))
     levels = np.arange(256, dtype=np.float32) / 255
     ink_of_level = background - levels if background > 0.5 else levels - background
@@ -212,6 +212,11 @@ def _grey_image_to_ink(
     crop = ink_of_level[pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]]
     at = (origin[0] + int(rows[0]), origin[1] + int(cols[0]))
     return _normalise_ink(crop, at, shape or (pixels.shape[0], pixels.shape[1]), peak=None)
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The pixels along the four edges: they tell the background from the ink."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
 
 
 def _crop_to_ink(ink: np.ndarray, peak: float | None) -> _InkRegion:

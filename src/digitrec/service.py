@@ -83,18 +83,17 @@ class PredictionService:
         """Name the digit in an image and log it (or queue it while the database is down)."""
         predictor = load_predictor(model or self.default_model, self.model_dir)
         started = time.perf_counter()
-        pixels = to_mnist(image)  # (28, 28) float32 in [0, 1]
-        probabilities = predictor.predict_tensor(pixels[None, None])[0]  # (10,)
+        pixels = to_mnist(image)  # (28, 28) float32 in [0, 1]; kept as the logged image
+        (prediction,) = predictor.predict_preprocessed(pixels[None])
         latency_ms = (time.perf_counter() - started) * 1000.0
-        digit = int(probabilities.argmax())
         record = PredictionRecord(
             uid=uuid.uuid4().hex,
             timestamp=datetime.now(UTC),
             session_id=session_id,
             model=predictor.name,
-            prediction=digit,
-            confidence=float(probabilities[digit]),
-            probabilities=[float(p) for p in probabilities],
+            prediction=prediction.digit,
+            confidence=prediction.confidence,
+            probabilities=list(prediction.probabilities),
             latency_ms=latency_ms,
             image_png=_encode_png(Image.fromarray(_to_uint8(pixels))),
             canvas_png=_canvas_png(image),
