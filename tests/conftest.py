@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from drawing import draw_digit, rgba_canvas
+from PIL import Image
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
@@ -23,27 +24,12 @@ from digitrec.service import PredictionService, build_service
 # CI points this at a real server (trust auth), e.g.
 # postgresql+psycopg://postgres@127.0.0.1:5432/digitrec_test
 POSTGRES_URL_ENV = "DIGITREC_TEST_POSTGRES_URL"
-CANVAS_PX = 280  # the page's drawing slate is 280x280
 
 
 # --- images -----------------------------------------------------------------------------
 
 
-def draw_digit(shape: str = "one", size: int = CANVAS_PX) -> np.ndarray:
-    """A white-on-black (size, size) uint8 drawing: "one", "zero" or "seven"."""
-    image = Image.new("L", (size, size), 0)
-    pen = ImageDraw.Draw(image)
-    s = size / CANVAS_PX
-    width = round(18 * s)
-    if shape == "one":
-        pen.line([(140 * s, 50 * s), (140 * s, 230 * s)], fill=255, width=width)
-    elif shape == "zero":
-        pen.ellipse([(80 * s, 50 * s), (200 * s, 230 * s)], outline=255, width=width)
-    elif shape == "seven":
-        pen.line([(80 * s, 60 * s), (200 * s, 60 * s), (120 * s, 230 * s)], fill=255, width=width)
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
-    return np.asarray(image)
+DIGIT_NAMES = {"zero": 0, "one": 1, "seven": 7}  # what `make_digit` draws
 
 
 def encode_image(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -55,30 +41,26 @@ def encode_image(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
 
 @pytest.fixture
 def make_digit() -> Callable[..., np.ndarray]:
-    """draw_digit as a fixture: make_digit("zero") is a 280x280 white-on-black drawing."""
-    return draw_digit
+    """make_digit("zero"): a 280x280 white-on-black drawing of "zero", "one" or "seven"."""
+    return lambda name: draw_digit(DIGIT_NAMES[name])
 
 
 @pytest.fixture
 def digit_jpeg() -> bytes:
     """A drawn digit as JPEG bytes (a photo upload)."""
-    return encode_image(draw_digit("zero"), "JPEG")
+    return encode_image(draw_digit(0), "JPEG")
 
 
 @pytest.fixture
 def digit_canvas() -> np.ndarray:
     """A 280x280 RGBA canvas as the page's drawing component returns it: ink on transparent."""
-    ink = draw_digit("seven")
-    canvas = np.zeros((CANVAS_PX, CANVAS_PX, 4), dtype=np.uint8)
-    canvas[..., :3] = 255
-    canvas[..., 3] = ink
-    return canvas
+    return rgba_canvas(draw_digit(7), clear=True, colour=255)
 
 
 @pytest.fixture
 def digit_png() -> bytes:
     """A drawn digit as PNG bytes, as the API receives it."""
-    return encode_image(draw_digit("one"))
+    return encode_image(draw_digit(1))
 
 
 # --- a tiny model -------------------------------------------------------------------------

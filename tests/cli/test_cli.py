@@ -12,7 +12,8 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from PIL import Image, ImageDraw
+from drawing import draw_digit
+from PIL import Image
 
 from digitrec.cli import main
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
@@ -57,9 +58,7 @@ def bar_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def digit_png(path: Path) -> Path:
     """A 280x280 PNG of a seven, white on black."""
-    image = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(image).line([(70, 50), (210, 50), (120, 240)], fill=255, width=16)
-    image.save(path)
+    Image.fromarray(draw_digit(7)).save(path)
     return path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from drawing import draw_digit
 from sqlalchemy import text
 
 from digitrec.config import Settings
@@ -18,17 +19,11 @@ PROCESSES = 3
 PREDICTIONS_EACH = 15
 
 
-def _predict_many(settings_json: str, shape: str, count: int) -> None:
-    from PIL import Image, ImageDraw
-
-    image = Image.new("L", (280, 280), 0)
-    if shape == "one":
-        ImageDraw.Draw(image).line([(140, 50), (140, 230)], fill=255, width=18)
-    else:
-        ImageDraw.Draw(image).ellipse([(80, 50), (200, 230)], outline=255, width=18)
+def _predict_many(settings_json: str, digit: int, count: int) -> None:
+    image = draw_digit(digit)
     service = build_service(Settings.model_validate_json(settings_json))
     for _ in range(count):
-        assert service.predict(np.asarray(image), session_id=shape).logged
+        assert service.predict(image, session_id=str(digit)).logged
     service.close()
 
 
@@ -42,7 +37,7 @@ def test_workers_several_processes_predicting_at_once_lose_no_row(
     workers = [
         context.Process(
             target=_predict_many,
-            args=(settings.model_dump_json(), ["one", "zero"][i % 2], PREDICTIONS_EACH),
+            args=(settings.model_dump_json(), [1, 0][i % 2], PREDICTIONS_EACH),
         )
         for i in range(PROCESSES)
     ]

@@ -5,12 +5,11 @@ Needs the MNIST cache (`digitrec data`, which CI runs first); fails, never skips
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from drawing import Stroke, draw_strokes, loop, rgba_canvas
 
 from digitrec.calibration import expected_calibration_error
 from digitrec.config import get_settings
@@ -23,10 +22,6 @@ MIN_TEST_ACCURACY = {"default": 0.995, "seed-cnn": 0.990, "lenet5": 0.985}
 MAX_DEFAULT_ECE = 0.01  # calibrated expected calibration error, 15 bins
 RECORDED_ACCURACY_TOLERANCE = 0.001
 MIN_DRAWING_CONFIDENCE = 0.7
-
-CANVAS_PX = 280  # the page's slate: black, drawn on with a white pen
-PEN_PX = 18
-Point = tuple[float, float]
 
 
 @pytest.fixture(scope="session")
@@ -98,35 +93,21 @@ def test_default_model_is_calibrated_on_mnist_test(
 # --- drawings ---------------------------------------------------------------------------------
 
 
-def ring(cx: float, cy: float, rx: float, ry: float, points: int = 48) -> list[Point]:
-    """A closed oval drawn from the top, as a hand draws a zero."""
-    angles = [math.radians(-90 + 360 * i / points) for i in range(points + 1)]
-    return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
-
-
 PLAIN = {
     "one": (1, [[(138, 40), (142, 240)]]),
     "seven": (7, [[(70, 50), (210, 50), (120, 240)]]),
-    "zero": (0, [ring(140, 140, 62, 98)]),
+    "zero": (0, [loop(140, 140, 62, 98, points=48)]),
 }
 STYLED = {
     "european-one": (1, [[(95, 95), (148, 40), (148, 240)]]),
     "crossed-seven": (7, [[(70, 50), (210, 50), (120, 240)], [(120, 148), (210, 142)]]),
-    "slashed-zero": (0, [ring(140, 140, 62, 98), [(195, 55), (85, 225)]]),
+    "slashed-zero": (0, [loop(140, 140, 62, 98, points=48), [(195, 55), (85, 225)]]),
 }
 
 
-def render(strokes: Sequence[Sequence[Point]], transparent: bool = False) -> np.ndarray:
-    """A (280, 280, 4) uint8 canvas: white strokes with round ends on black (or clear)."""
-    background = (0, 0, 0, 0) if transparent else (0, 0, 0, 255)
-    image = Image.new("RGBA", (CANVAS_PX, CANVAS_PX), background)
-    pen = ImageDraw.Draw(image)
-    white, r = (255, 255, 255, 255), PEN_PX / 2
-    for stroke in strokes:
-        pen.line(list(stroke), fill=white, width=PEN_PX, joint="curve")
-        for x, y in (stroke[0], stroke[-1]):
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=white)
-    return np.asarray(image)
+def render(strokes: Sequence[Stroke], transparent: bool = False) -> np.ndarray:
+    """A (280, 280, 4) uint8 canvas: the page's white pen on black (or on a clear layer)."""
+    return rgba_canvas(draw_strokes(strokes), clear=transparent)
 
 
 @pytest.mark.parametrize("name", sorted(MIN_TEST_ACCURACY))

@@ -7,40 +7,11 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from drawing import rgba_canvas
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from digitrec.ui.state import PageState
-
-SLATE_PX = 280
-
-
-def draw_strokes(strokes: list[list[tuple[float, float]]], width_px: int = 18) -> np.ndarray:
-    """A (280, 280) uint8 ink map of polylines in slate pixels, drawn with a round pen."""
-    image = Image.new("L", (SLATE_PX, SLATE_PX), 0)
-    pen = ImageDraw.Draw(image)
-    for stroke in strokes:
-        pen.line(stroke, fill=255, width=width_px, joint="curve")
-        for x, y in (stroke[0], stroke[-1]):
-            r = width_px / 2
-            pen.ellipse([(x - r, y - r), (x + r, y + r)], fill=255)
-    return np.asarray(image)
-
-
-def ellipse(
-    cx: float, cy: float, rx: float, ry: float, points: int = 24
-) -> list[tuple[float, float]]:
-    """A closed loop of `points` points, as a person draws a 0."""
-    angles = np.linspace(0.0, 2.0 * np.pi, points + 1)
-    return [(cx + rx * np.sin(a), cy - ry * np.cos(a)) for a in angles]
-
-
-# Digits drawn the way a person would, filling about 60% of the slate.
-DIGITS: dict[int, list[list[tuple[float, float]]]] = {
-    1: [[(150, 55), (145, 140), (140, 225)]],
-    7: [[(85, 65), (195, 65), (160, 145), (125, 225)]],
-    0: [ellipse(140, 140, 55, 85)],
-}
 
 
 def canvas_value(pixels: np.ndarray | None, strokes: int = 1) -> dict[str, Any]:
@@ -52,11 +23,8 @@ def canvas_value(pixels: np.ndarray | None, strokes: int = 1) -> dict[str, Any]:
     if pixels is None:
         empty = {"objects": [], "background": "#000000"}
         return {"drawing": {"raw": empty, "data": None}, "backgroundFit": None}
-    rgba = np.zeros((*pixels.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = pixels[..., None]
-    rgba[..., 3] = 255
     buffer = io.BytesIO()
-    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    Image.fromarray(rgba_canvas(pixels), mode="RGBA").save(buffer, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     objects = [{"type": "path", "stroke": "#FFFFFF"}] * strokes
     return {

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from page_driver import DIGITS, draw_on_slate, draw_strokes, texts
+from drawing import DIGITS, draw_strokes
+from page_driver import draw_on_slate, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 

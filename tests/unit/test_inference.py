@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from drawing import draw_digit
+from PIL import Image
 
 from digitrec.export import export_onnx
 from digitrec.inference import (
@@ -22,9 +23,9 @@ from digitrec.inference import (
     available_models,
     load_predictor,
 )
-from digitrec.models import build_model
+from digitrec.models import Standardised, build_model
 from digitrec.preprocessing import EmptyDrawingError, to_mnist
-from digitrec.training import RECIPES, Standardised, TrainResult
+from digitrec.training import RECIPES, TrainResult
 
 TEMPERATURE = 1.7
 
@@ -50,16 +51,7 @@ def predictor(model_dir: Path) -> Predictor:
     return Predictor(model_dir / "lenet5.onnx")
 
 
-def drawing(points: list[tuple[int, int]]) -> np.ndarray:
-    """A 280x280 white-on-black polyline drawn with a 16 px pen."""
-    image = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(image).line(points, fill=255, width=16, joint="curve")
-    return np.asarray(image)
-
-
-SEVEN = drawing([(70, 50), (210, 50), (120, 240)])
-ONE = drawing([(140, 40), (140, 240)])
-ZERO = drawing([(140, 40), (200, 90), (200, 190), (140, 240), (80, 190), (80, 90), (140, 40)])
+SEVEN, ONE, ZERO = draw_digit(7), draw_digit(1), draw_digit(0)
 
 
 def assert_well_formed(prediction: Prediction, model: str) -> None:
