@@ -3,7 +3,7 @@
     python bench/load.py                       # SQLite and PostgreSQL, 2 workers
     python bench/load.py --database sqlite --seconds 5
 
-For each database it starts `python -m digitrec.api.server --workers N` on a free port, posts
+For each database it starts `python -m digitrec serve --workers N` on a free port, posts
 280x280 canvas PNGs (drawn digits, as the page sends them) as JSON, and prints:
 
 - one client, one request at a time: p50 and p99 latency, throughput;
@@ -179,7 +179,7 @@ def start_server(
     env.update(DIGITREC_DATABASE_URL=database_url, DIGITREC_DATA_DIR=str(data_dir))
     if model_dir:
         env["DIGITREC_MODEL_DIR"] = model_dir
-    command = [sys.executable, "-m", "digitrec.api.server", "--port", str(port)]
+    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
     server = subprocess.Popen([*command, "--workers", str(workers)], env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

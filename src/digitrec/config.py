@@ -6,10 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_path
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "digitrec"
+# The schemes Heroku-style URLs use for PostgreSQL; the app talks to it through psycopg 3.
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+PSYCOPG_SCHEME = "postgresql+psycopg://"
 
 
 def default_data_dir() -> Path:
@@ -34,6 +37,16 @@ class Settings(BaseSettings):
     # Uploads above this many bytes are refused (HTTP 413) before they are decoded.
     max_upload_bytes: int = 5 * 1024 * 1024
     request_timeout_s: float = 10.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg(cls, url: str | None) -> str | None:
+        """`postgres://` and `postgresql://` URLs mean psycopg 3, the driver that is installed."""
+        if url:
+            for scheme in POSTGRES_SCHEMES:
+                if url.startswith(scheme):
+                    return PSYCOPG_SCHEME + url[len(scheme) :]
+        return url
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,13 +14,10 @@ import numpy as np
 import onnxruntime as ort
 
 from digitrec.calibration import softmax
+from digitrec.contract import UnknownModelError
 from digitrec.preprocessing import ImageSource, to_mnist
 
 MODEL_NAMES = ("default", "seed-cnn", "lenet5")
-
-
-class UnknownModelError(LookupError):
-    """The named model has no ONNX file."""
 
 
 @dataclass(frozen=True)

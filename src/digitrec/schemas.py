@@ -10,12 +10,9 @@ from pydantic import BaseModel, Field
 Digit = Annotated[int, Field(ge=0, le=9, description="A single digit, 0 to 9.")]
 
 
-class PredictionPublic(BaseModel):
-    """One logged prediction, as the page and the API show it."""
+class PredictionFields(BaseModel):
+    """What a prediction says: shared by the public view and the stored record."""
 
-    # A UUID (hex) made at predict time, so feedback can refer to a prediction whose
-    # database write is still waiting in the outbox.
-    id: str
     timestamp: datetime
     session_id: str
     model: str
@@ -23,6 +20,14 @@ class PredictionPublic(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="Calibrated probability of `prediction`.")
     probabilities: list[float] = Field(min_length=10, max_length=10)
     latency_ms: float = Field(ge=0.0, description="Preprocessing plus inference time.")
+
+
+class PredictionPublic(PredictionFields):
+    """One logged prediction, as the page and the API show it."""
+
+    # A UUID (hex) made at predict time, so feedback can refer to a prediction whose
+    # database write is still waiting in the outbox.
+    id: str
     actual: Digit | None = Field(default=None, description="The person's label; None: no feedback.")
     feedback_at: datetime | None = None
     # False while the write waits in the local outbox because the database is unreachable.
@@ -41,7 +46,8 @@ class PredictRequest(BaseModel):
 
     image: str = Field(description="Base64 of a PNG or JPEG image, optionally a data: URL.")
     session_id: str | None = None
-    model: str = "default"
+    # None: the service's default model (DIGITREC_DEFAULT_MODEL).
+    model: str | None = None
 
 
 class FeedbackIn(BaseModel):

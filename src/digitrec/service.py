@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import threading
 import time
@@ -14,21 +13,23 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from digitrec.config import Settings, get_settings
+from digitrec.contract import (
+    InvalidDigitError,
+    PredictionNotFoundError,
+    StorageUnavailableError,
+)
 from digitrec.inference import available_models, load_predictor
-from digitrec.preprocessing import ImageSource, to_mnist
-from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
+from digitrec.schemas import PredictionFields, PredictionPublic, PredictionsPublic, StatsPublic
 from digitrec.storage import (
     Feedback,
     Outbox,
     PredictionRecord,
-    StorageUnavailableError,
     apply_pending,
     count_outcomes,
     create_engine_from_url,
@@ -42,19 +43,7 @@ from digitrec.storage import (
 
 logger = logging.getLogger(__name__)
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
-# zlib level 1: a canvas is mostly flat, so this is nearly as small as level 9 and 5x faster.
-PNG_COMPRESS_LEVEL = 1
 DIGITS = range(10)
-
-
-class InvalidDigitError(ValueError):
-    """A label that is not a single digit 0 to 9."""
-
-
-class PredictionNotFoundError(LookupError):
-    """No prediction, logged or queued, has this id."""
 
 
 class PredictionService:
@@ -81,9 +70,12 @@ class PredictionService:
         self, image: ImageSource, *, session_id: str, model: str | None = None
     ) -> PredictionPublic:
         """Name the digit in an image and log it (or queue it while the database is down)."""
+        # `model` None (no model named): this service's default, resolved here and only here.
         predictor = load_predictor(model or self.default_model, self.model_dir)
         started = time.perf_counter()
-        pixels = to_mnist(image)  # (28, 28) float32 in [0, 1]; kept as the logged image
+        # The pixels a PNG of the input holds: the same whether it came in-process or over HTTP.
+        canvas = as_canvas(image)
+        pixels = to_mnist(canvas)  # (28, 28) float32 in [0, 1]; kept as the logged image
         (prediction,) = predictor.predict_preprocessed(pixels[None])
         latency_ms = (time.perf_counter() - started) * 1000.0
         record = PredictionRecord(
@@ -95,8 +87,8 @@ class PredictionService:
             confidence=prediction.confidence,
             probabilities=list(prediction.probabilities),
             latency_ms=latency_ms,
-            image_png=_encode_png(Image.fromarray(_to_uint8(pixels))),
-            canvas_png=_canvas_png(image),
+            image_png=encode_png(pixels),
+            canvas_png=encode_png(canvas),
         )
         try:
             self._replay_queued(wait=False)
@@ -109,7 +101,9 @@ class PredictionService:
 
     def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic:
         """Record (or change) the person's label for a prediction."""
-        feedback = Feedback(prediction_id, _validated_digit(actual), datetime.now(UTC))
+        feedback = Feedback(
+            uid=prediction_id, actual=_validated_digit(actual), feedback_at=datetime.now(UTC)
+        )
         unavailable: StorageUnavailableError | None = None
         try:
             self._replay_queued(wait=True)
@@ -282,50 +276,9 @@ def _public_from_record(
     record: PredictionRecord, *, logged: bool, feedback: Feedback | None = None
 ) -> PredictionPublic:
     return PredictionPublic(
+        **record.model_dump(include=set(PredictionFields.model_fields)),
         id=record.uid,
-        timestamp=record.timestamp,
-        session_id=record.session_id,
-        model=record.model,
-        prediction=record.prediction,
-        confidence=record.confidence,
-        probabilities=record.probabilities,
-        latency_ms=record.latency_ms,
         actual=None if feedback is None else feedback.actual,
         feedback_at=None if feedback is None else feedback.feedback_at,
         logged=logged,
     )
-
-
-def _canvas_png(image: ImageSource) -> bytes:
-    """The input as the person gave it, as PNG (PNG uploads are kept byte for byte)."""
-    if isinstance(image, bytes | bytearray | memoryview):
-        data = bytes(image)
-        if data.startswith(PNG_SIGNATURE):
-            return data
-        with Image.open(io.BytesIO(data)) as decoded:
-            return _encode_png(decoded)
-    if isinstance(image, Image.Image):
-        return _encode_png(image)
-    return _encode_png(Image.fromarray(_to_uint8(np.asarray(image))))
-
-
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """Pixels as uint8: floats in [0, 1] are scaled to 0..255, other values clipped."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
-    values = np.nan_to_num(array.astype(np.float32))
-    if values.max(initial=0.0) <= 1.0:
-        values = values * 255.0
-    return np.clip(values.round(), 0, 255).astype(np.uint8)
-
-
-def _encode_png(image: Image.Image) -> bytes:
-    if image.mode not in PNG_MODES:
-        image = image.convert("RGBA")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from digitrec.api.client import ApiClient, ApiUnavailableError, encode_png
+from digitrec.api.client import ApiClient, ApiUnavailableError
 from digitrec.inference import UnknownModelError
-from digitrec.preprocessing import EmptyDrawingError, InvalidImageError
+from digitrec.preprocessing import EmptyDrawingError, InvalidImageError, encode_png
 from digitrec.service import InvalidDigitError, PredictionNotFoundError, PredictionService
 from digitrec.storage import StorageUnavailableError
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from click.testing import CliRunner
 
 from digitrec.api import server
+from digitrec.cli import main
 
 
 def test_listener_for_workers_is_marked_tcp_so_connections_get_nodelay() -> None:
@@ -55,11 +57,13 @@ def test_metrics_dir_is_made_when_not_configured(monkeypatch: pytest.MonkeyPatch
     made.rmdir()
 
 
-def test_command_line_passes_host_port_and_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_command_passes_host_port_and_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int, int]] = []
     monkeypatch.setattr(server, "run_server", lambda *args: calls.append(args))
 
-    server.main(["--host", "0.0.0.0", "--port", "9000", "--workers", "3"])
-    server.main([])
+    runner = CliRunner()
+    args = ["serve", "--host", "0.0.0.0", "--port", "9000", "--workers", "3"]
+    assert runner.invoke(main, args).exit_code == 0
+    assert runner.invoke(main, ["serve"]).exit_code == 0
 
     assert calls == [("0.0.0.0", 9000, 3), (server.DEFAULT_HOST, server.DEFAULT_PORT, 1)]

@@ -1,4 +1,4 @@
-"""The API as deployed: `python -m digitrec.api.server --workers 2` in a subprocess, over TCP.
+"""The API as deployed: `python -m digitrec serve --workers 2` in a subprocess, over TCP.
 
 Covers what only a real server shows: metrics summed over worker processes, graceful
 shutdown, and PostgreSQL going away and coming back under load without losing a row.
@@ -68,7 +68,7 @@ def start_server(tmp_path: Path, database_url: str, model_dir: Path) -> LiveServ
         DIGITREC_LOG_LEVEL="INFO",
     )
     log_path = tmp_path / "server.log"
-    command = [sys.executable, "-m", "digitrec.api.server", "--port", str(port)]
+    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(WORKERS)],
         env=env,

@@ -54,13 +54,13 @@ def test_outbox_round_trips_records_and_feedback_exactly(tmp_path: Path) -> None
     record, bare = make_record(), make_record(canvas=None)
     outbox.append_prediction(record)
     outbox.append_prediction(bare)
-    outbox.append_feedback(Feedback(record.uid, 7, T0))
+    outbox.append_feedback(Feedback(uid=record.uid, actual=7, feedback_at=T0))
     assert outbox.has_pending() and outbox.count() == 3
 
     applied = Collector()
     assert outbox.drain(applied) == 3
     assert applied.records == [record, bare]
-    assert applied.feedback == [Feedback(record.uid, 7, T0)]
+    assert applied.feedback == [Feedback(uid=record.uid, actual=7, feedback_at=T0)]
     assert not outbox.has_pending() and outbox.count() == 0
 
 
@@ -96,8 +96,12 @@ def test_outbox_replays_feedback_oldest_first_across_files(tmp_path: Path) -> No
     worker_a, worker_b = Outbox(tmp_path), Outbox(tmp_path)  # two processes' files
     record = make_record()
     worker_a.append_prediction(record)
-    worker_b.append_feedback(Feedback(record.uid, 2, T0 + timedelta(seconds=2)))
-    worker_a.append_feedback(Feedback(record.uid, 1, T0 + timedelta(seconds=1)))
+    worker_b.append_feedback(
+        Feedback(uid=record.uid, actual=2, feedback_at=T0 + timedelta(seconds=2))
+    )
+    worker_a.append_feedback(
+        Feedback(uid=record.uid, actual=1, feedback_at=T0 + timedelta(seconds=1))
+    )
     applied = Collector()
     worker_b.drain(applied)
     assert applied.records == [record]
@@ -185,3 +189,22 @@ def test_outbox_several_processes_append_safely(tmp_path: Path) -> None:
         assert worker.exitcode == 0
     Outbox(tmp_path).drain(applied)
     assert sorted(r.uid for r in applied.records) == sorted(uids)
+
+
+def test_outbox_reads_lines_written_before_the_record_codec(tmp_path: Path) -> None:
+    # A queue file left by the previous release (datetime.isoformat, hand-made base64) must
+    # still replay after an upgrade.
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    (folder / "1-old.jsonl").write_text(
+        '{"op":"insert","uid":"a1","timestamp":"2024-05-01T12:00:00+00:00","session_id":"s1",'
+        '"model":"default","prediction":3,"confidence":0.9,"probabilities":[0.1,0.1,0.1,0.1,'
+        '0.1,0.1,0.1,0.1,0.1,0.1],"latency_ms":2.0,"image_png":"iVBORw==","canvas_png":null}\n'
+        '{"op":"feedback","uid":"a1","actual":7,"feedback_at":"2024-05-01T12:00:00+00:00"}\n'
+    )
+    applied = Collector()
+    assert Outbox(folder).drain(applied) == 2
+    assert applied.records == [
+        make_record("a1", canvas=None).model_copy(update={"image_png": b"\x89PNG"})
+    ]
+    assert applied.feedback == [Feedback(uid="a1", actual=7, feedback_at=T0)]

@@ -92,23 +92,29 @@ def test_repository_list_is_newest_first_filtered_and_paged(engine: Engine) -> N
 def test_repository_set_feedback_returns_the_row_and_overwrites(engine: Engine) -> None:
     record = make_record(4)
     insert_prediction(engine, record)
-    first = set_feedback(engine, Feedback(record.uid, 9, T0 + timedelta(seconds=1)))
-    second = set_feedback(engine, Feedback(record.uid, 4, T0 + timedelta(seconds=2)))
+    first = set_feedback(
+        engine, Feedback(uid=record.uid, actual=9, feedback_at=T0 + timedelta(seconds=1))
+    )
+    second = set_feedback(
+        engine, Feedback(uid=record.uid, actual=4, feedback_at=T0 + timedelta(seconds=2))
+    )
     assert first is not None and first["actual"] == 9
     assert second is not None and second["actual"] == 4
     assert second["feedback_at"] == T0 + timedelta(seconds=2)
 
 
 def test_repository_set_feedback_unknown_uid_returns_none(engine: Engine) -> None:
-    assert set_feedback(engine, Feedback("nope", 1, T0)) is None
+    assert set_feedback(engine, Feedback(uid="nope", actual=1, feedback_at=T0)) is None
 
 
 def test_repository_apply_pending_is_idempotent_and_keeps_newer_feedback(engine: Engine) -> None:
     landed, queued = make_record(1), make_record(2)
     insert_prediction(engine, landed)
-    set_feedback(engine, Feedback(landed.uid, 5, T0 + timedelta(minutes=10)))
-    older = Feedback(landed.uid, 6, T0 + timedelta(minutes=5))  # queued before the live one
-    fresh = Feedback(queued.uid, 8, T0 + timedelta(minutes=1))
+    set_feedback(engine, Feedback(uid=landed.uid, actual=5, feedback_at=T0 + timedelta(minutes=10)))
+    older = Feedback(
+        uid=landed.uid, actual=6, feedback_at=T0 + timedelta(minutes=5)
+    )  # queued before the live one
+    fresh = Feedback(uid=queued.uid, actual=8, feedback_at=T0 + timedelta(minutes=1))
 
     for _ in range(2):  # a replay interrupted before the outbox was cleared runs again
         apply_pending(engine, [landed, queued], [older, fresh])
@@ -123,8 +129,8 @@ def test_repository_count_outcomes_groups_actual_and_prediction(engine: Engine) 
     for record in records:
         insert_prediction(engine, record)
     insert_prediction(engine, make_record(5, session_id="other"))
-    set_feedback(engine, Feedback(records[0].uid, 1, T0))
-    set_feedback(engine, Feedback(records[2].uid, 7, T0))
+    set_feedback(engine, Feedback(uid=records[0].uid, actual=1, feedback_at=T0))
+    set_feedback(engine, Feedback(uid=records[2].uid, actual=7, feedback_at=T0))
 
     assert sorted(count_outcomes(engine, "s1"), key=str) == sorted(
         [(1, 1, 1), (None, 1, 1), (7, 2, 1), (None, 3, 1)], key=str

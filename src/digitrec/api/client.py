@@ -7,33 +7,22 @@ prediction = client.predict(canvas_rgba, session_id="3f2a9c0d")
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import numpy as np
-from PIL import Image
 
-from digitrec.inference import UnknownModelError
-from digitrec.preprocessing import EmptyDrawingError, ImageSource, InvalidImageError
+from digitrec.contract import (
+    ERROR_CODE_HEADER,
+    ERRORS_BY_CODE,
+    VALIDATION_ERROR_CODE,
+    InvalidDigitError,
+    PredictionNotFoundError,
+)
+from digitrec.preprocessing import ImageSource, encode_png
 from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
-from digitrec.service import InvalidDigitError, PredictionNotFoundError
-from digitrec.storage import StorageUnavailableError
 
 REQUEST_TIMEOUT_S = 10.0
-ERROR_CODE_HEADER = "X-Error-Code"  # same name as in digitrec.api.errors
-
-# The service's exceptions, by the error code the API sends in ERROR_CODE_HEADER.
-ERRORS_BY_CODE: dict[str, type[Exception]] = {
-    "empty_drawing": EmptyDrawingError,
-    "invalid_image": InvalidImageError,
-    "too_large": InvalidImageError,
-    "unknown_model": UnknownModelError,
-    "invalid_digit": InvalidDigitError,
-    "prediction_not_found": PredictionNotFoundError,
-    "storage_unavailable": StorageUnavailableError,
-}
 
 
 class ApiError(RuntimeError):
@@ -50,7 +39,8 @@ class ApiUnavailableError(ConnectionError):
 
 
 class ApiClient:
-    """A `DigitService` whose work happens in the model service at `base_url`."""
+    """The page's client (`digitrec.ui.client.DigitClient`) for the model service at `base_url`;
+    same methods and exceptions as the in-process `PredictionService`."""
 
     def __init__(
         self,
@@ -64,14 +54,18 @@ class ApiClient:
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def predict(
-        self, image: ImageSource, *, session_id: str, model: str = "default"
+        self, image: ImageSource, *, session_id: str, model: str | None = None
     ) -> PredictionPublic:
-        """Recognise the digit in `image` (encoded bytes, a PIL image or an array)."""
+        """Recognise the digit in `image` (encoded bytes, a PIL image or an array).
+
+        `model` None: the service's default model.
+        """
         payload = {
             "image": base64.b64encode(encode_png(image)).decode("ascii"),
             "session_id": session_id,
-            "model": model,
         }
+        if model is not None:
+            payload["model"] = model
         return PredictionPublic.model_validate(self._call("POST", "/predict", json=payload))
 
     def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic:
@@ -156,25 +150,6 @@ def error_from_response(response: httpx.Response) -> Exception:
         detail = response.text or response.reason_phrase
     code = response.headers.get(ERROR_CODE_HEADER, "")
     error_type = ERRORS_BY_CODE.get(code)
-    if code == "validation" and detail.startswith("path.prediction_id"):
+    if code == VALIDATION_ERROR_CODE and detail.startswith("path.prediction_id"):
         error_type = PredictionNotFoundError  # no prediction can have an id of that form
     return error_type(detail) if error_type else ApiError(response.status_code, detail)
-
-
-def encode_png(image: ImageSource) -> bytes:
-    """PNG (or the original PNG/JPEG) bytes for any image the service accepts."""
-    if isinstance(image, bytes | bytearray | memoryview):
-        return bytes(image)
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            # Floats in [0, 1] (or 0..255) become 8-bit pixels.
-            scale = 255.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 1.0
-            array = np.clip(np.nan_to_num(array.astype(np.float32)) * scale, 0, 255)
-            array = array.astype(np.uint8)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        image = Image.fromarray(array)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from digitrec.preprocessing import InvalidImageError
+from digitrec.contract import InvalidImageError
 from digitrec.schemas import PredictRequest
 from digitrec.service import PredictionService
 
@@ -45,7 +45,7 @@ class PredictFields(BaseModel):
     """The fields that come with an image: which session, which model."""
 
     session_id: SessionId | None = None
-    model: ModelName = "default"
+    model: ModelName | None = None  # None: the service's default model
 
 
 class PredictBody(PredictFields, PredictRequest):
@@ -58,7 +58,7 @@ class PredictInput:
 
     image: bytes
     session_id: str
-    model: str
+    model: str | None  # None: the service's default model
 
 
 def new_session_id() -> str:

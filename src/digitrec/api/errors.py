@@ -15,26 +15,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from digitrec.inference import UnknownModelError
-from digitrec.preprocessing import EmptyDrawingError, InvalidImageError
+from digitrec.contract import (
+    ERROR_CODE_HEADER,
+    ERROR_CODES,
+    RETRY_AFTER_HEADER,
+    VALIDATION_ERROR_CODE,
+    EmptyDrawingError,
+    ImageTooLargeError,
+    StorageUnavailableError,
+    error_code,
+)
 from digitrec.schemas import ErrorPublic
-from digitrec.service import InvalidDigitError, PredictionNotFoundError
-from digitrec.storage import StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
-ERROR_CODE_HEADER = "X-Error-Code"
 RETRY_AFTER_S = 5  # how long a client should wait before asking again while the database is down
-
-# exception -> (HTTP status, error code); the first matching entry in MRO order wins.
-KNOWN_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    EmptyDrawingError: (422, "empty_drawing"),
-    InvalidImageError: (422, "invalid_image"),
-    UnknownModelError: (404, "unknown_model"),
-    InvalidDigitError: (422, "invalid_digit"),
-    PredictionNotFoundError: (404, "prediction_not_found"),
-    StorageUnavailableError: (503, "storage_unavailable"),
-}
+TOO_LARGE = ERROR_CODES[ImageTooLargeError]
 
 # Shown in the OpenAPI document for every operation.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -63,7 +59,9 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
 
 
 async def _known_error(request: Request, exc: Exception) -> JSONResponse:
-    status, code = next(KNOWN_ERRORS[cls] for cls in type(exc).__mro__ if cls in KNOWN_ERRORS)
+    known = error_code(exc)
+    assert known is not None  # registered for the types in ERROR_CODES only
+    status, code = known
     detail = str(exc) or code.replace("_", " ")
     if isinstance(exc, EmptyDrawingError) and "nothing is drawn" not in detail:
         detail = f"nothing is drawn that can be read: {detail}"
@@ -73,20 +71,20 @@ async def _known_error(request: Request, exc: Exception) -> JSONResponse:
             status,
             "the database is unavailable; try again shortly",
             code,
-            {"Retry-After": str(RETRY_AFTER_S)},
+            {RETRY_AFTER_HEADER: str(RETRY_AFTER_S)},
         )
     return error_response(status, detail, code)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = "too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
+    code = TOO_LARGE.code if exc.status_code == TOO_LARGE.status else f"http_{exc.status_code}"
     return error_response(exc.status_code, str(exc.detail), code, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, describe_validation_errors(exc.errors()), "validation")
+    return error_response(422, describe_validation_errors(exc.errors()), VALIDATION_ERROR_CODE)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -97,7 +95,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the JSON answers for every failure on `app`."""
-    for error_type in KNOWN_ERRORS:
+    for error_type in ERROR_CODES:
         app.add_exception_handler(error_type, _known_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -6,7 +6,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digitrec.api.errors import error_response
+from digitrec.api.errors import TOO_LARGE, error_response
 
 
 class BodyLimitMiddleware:
@@ -23,7 +23,9 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = error_response(413, self._message(), "too_large", {"Connection": "close"})
+            response = error_response(
+                TOO_LARGE.status, self._message(), TOO_LARGE.code, {"Connection": "close"}
+            )
             await response(scope, receive, send)
             return
         received = 0
@@ -35,7 +37,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     # Raised inside the app, whose handler turns it into the JSON answer.
-                    raise HTTPException(413, self._message())
+                    raise HTTPException(TOO_LARGE.status, self._message())
             return message
 
         await self.app(scope, receive_counted, send)

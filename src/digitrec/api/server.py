@@ -1,8 +1,7 @@
-"""Serve the API with uvicorn: `python -m digitrec.api.server --workers 2` (or `digitrec serve`)."""
+"""Serve the API with uvicorn; `digitrec serve --workers 2` is the command that calls it."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import os
@@ -92,17 +91,3 @@ def _log_config(level: str) -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["digitrec"] = {"handlers": ["default"], "level": level, "propagate": False}
     return config
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Parse `--host`, `--port` and `--workers` and serve."""
-    parser = argparse.ArgumentParser(prog="python -m digitrec.api.server", description=__doc__)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one per core)")
-    args = parser.parse_args(argv)
-    run_server(args.host, args.port, args.workers)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,12 +1,11 @@
 """Where predictions are kept: engine, table, repository functions, outbox and migrations."""
 
+from digitrec.contract import StorageUnavailableError
 from digitrec.storage.engine import create_engine_from_url, is_sqlite
 from digitrec.storage.migrate import current_revision, head_revision, upgrade
 from digitrec.storage.outbox import Outbox
+from digitrec.storage.records import Feedback, PredictionRecord
 from digitrec.storage.repository import (
-    Feedback,
-    PredictionRecord,
-    StorageUnavailableError,
     apply_pending,
     count_outcomes,
     fetch_image_png,

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import os
@@ -16,14 +15,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from digitrec.storage.repository import Feedback, PredictionRecord
+from digitrec.storage.records import Feedback, PredictionRecord
 
 QUEUE_SUFFIX = ".jsonl"
 FLUSH_LOCK_NAME = ".flush.lock"
+
+INSERT, FEEDBACK = "insert", "feedback"
+OPERATIONS: dict[str, type[PredictionRecord] | type[Feedback]] = {
+    INSERT: PredictionRecord,
+    FEEDBACK: Feedback,
+}
 
 Apply = Callable[[Sequence[PredictionRecord], Sequence[Feedback]], None]
 
@@ -39,11 +42,11 @@ class Outbox:
 
     def append_prediction(self, record: PredictionRecord) -> None:
         """Queue a prediction insert; returns once it is on disk."""
-        self._append(_encode_prediction(record))
+        self._append(_encode(INSERT, record))
 
     def append_feedback(self, feedback: Feedback) -> None:
         """Queue a feedback update; returns once it is on disk."""
-        self._append(_encode_feedback(feedback))
+        self._append(_encode(FEEDBACK, feedback))
 
     def has_pending(self) -> bool:
         """Whether any process left queued writes (one directory listing, no reads)."""
@@ -105,8 +108,8 @@ class Outbox:
                 os.close(self._fd)
             self._fd = None
 
-    def _append(self, payload: dict[str, Any]) -> None:
-        line = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    def _append(self, payload: bytes) -> None:
+        line = payload + b"\n"
         with self._lock:
             while True:
                 fd = self._own_file()
@@ -182,62 +185,24 @@ def _decode_lines(data: bytes) -> Iterator[PredictionRecord | Feedback]:
         if not line:
             continue
         try:
-            yield _decode(json.loads(line))
+            yield _decode(line)
         except (ValueError, KeyError, TypeError):
             # Only a crash in the middle of an append leaves a torn line, and that write
-            # was never acknowledged to anyone.
+            # was never acknowledged to anyone. (pydantic's ValidationError is a ValueError.)
             continue
 
 
-def _encode_prediction(record: PredictionRecord) -> dict[str, Any]:
-    return {
-        "op": "insert",
-        "uid": record.uid,
-        "timestamp": record.timestamp.isoformat(),
-        "session_id": record.session_id,
-        "model": record.model,
-        "prediction": record.prediction,
-        "confidence": record.confidence,
-        "probabilities": record.probabilities,
-        "latency_ms": record.latency_ms,
-        "image_png": base64.b64encode(record.image_png).decode(),
-        "canvas_png": None
-        if record.canvas_png is None
-        else base64.b64encode(record.canvas_png).decode(),
-    }
+def _encode(op: str, item: PredictionRecord | Feedback) -> bytes:
+    """One queue line: `{"op": ..., <the item's fields>}`, bytes as base64."""
+    return (json.dumps({"op": op, **item.model_dump(mode="json")}, separators=(",", ":"))).encode()
 
 
-def _encode_feedback(feedback: Feedback) -> dict[str, Any]:
-    return {
-        "op": "feedback",
-        "uid": feedback.uid,
-        "actual": feedback.actual,
-        "feedback_at": feedback.feedback_at.isoformat(),
-    }
-
-
-def _decode(obj: dict[str, Any]) -> PredictionRecord | Feedback:
-    if obj["op"] == "feedback":
-        return Feedback(
-            uid=obj["uid"],
-            actual=int(obj["actual"]),
-            feedback_at=datetime.fromisoformat(obj["feedback_at"]),
-        )
-    if obj["op"] != "insert":
-        raise ValueError(f"unknown outbox operation {obj['op']!r}")
-    canvas = obj["canvas_png"]
-    return PredictionRecord(
-        uid=obj["uid"],
-        timestamp=datetime.fromisoformat(obj["timestamp"]),
-        session_id=obj["session_id"],
-        model=obj["model"],
-        prediction=int(obj["prediction"]),
-        confidence=float(obj["confidence"]),
-        probabilities=[float(p) for p in obj["probabilities"]],
-        latency_ms=float(obj["latency_ms"]),
-        image_png=base64.b64decode(obj["image_png"]),
-        canvas_png=None if canvas is None else base64.b64decode(canvas),
-    )
+def _decode(line: bytes) -> PredictionRecord | Feedback:
+    fields = json.loads(line)
+    op = fields.pop("op")
+    if op not in OPERATIONS:
+        raise ValueError(f"unknown outbox operation {op!r}")
+    return OPERATIONS[op].model_validate(fields)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -3,67 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Update, func, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
+from digitrec.contract import StorageUnavailableError
+from digitrec.storage.records import Feedback, PredictionRecord
 from digitrec.storage.tables import prediction_logs
 
 T = TypeVar("T")
 
-# What history and feedback return: everything but the images, `uid` under its public name.
-PUBLIC_COLUMNS = (
-    prediction_logs.c.uid.label("id"),
-    prediction_logs.c.timestamp,
-    prediction_logs.c.session_id,
-    prediction_logs.c.model,
-    prediction_logs.c.prediction,
-    prediction_logs.c.confidence,
-    prediction_logs.c.probabilities,
-    prediction_logs.c.latency_ms,
-    prediction_logs.c.actual,
-    prediction_logs.c.feedback_at,
+# What history and feedback return: every column but the row number and the images, `uid`
+# under its public name.
+PRIVATE_COLUMNS = frozenset({"id", "image_png", "canvas_png"})
+PUBLIC_COLUMNS = tuple(
+    column.label("id") if column.name == "uid" else column
+    for column in prediction_logs.c
+    if column.name not in PRIVATE_COLUMNS
 )
-
-
-class StorageUnavailableError(RuntimeError):
-    """The database cannot be reached (down, refusing connections, or locked too long)."""
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """A prediction row to insert; the database adds `id`."""
-
-    uid: str
-    timestamp: datetime
-    session_id: str
-    model: str
-    prediction: int
-    confidence: float
-    probabilities: list[float]
-    latency_ms: float
-    image_png: bytes = field(repr=False)
-    canvas_png: bytes | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """The person's label for a prediction, and when it was given (the latest one wins)."""
-
-    uid: str
-    actual: int
-    feedback_at: datetime
 
 
 def insert_prediction(engine: Engine, record: PredictionRecord) -> None:
     """Insert one prediction (a single INSERT; a row with the same uid is left as it is)."""
     statement = _insert_ignoring_duplicates(engine)
-    _run(engine, lambda conn: conn.execute(statement, [_row(record)]))
+    _run(engine, lambda conn: conn.execute(statement, [record.model_dump()]))
 
 
 def set_feedback(engine: Engine, feedback: Feedback) -> RowMapping | None:
@@ -80,7 +46,7 @@ def apply_pending(
 
     def work(conn: Connection) -> None:
         if records:
-            conn.execute(_insert_ignoring_duplicates(engine), [_row(r) for r in records])
+            conn.execute(_insert_ignoring_duplicates(engine), [r.model_dump() for r in records])
         for item in feedback:
             conn.execute(_feedback_update(item, only_if_newer=True))
 
@@ -131,21 +97,6 @@ def ping(engine: Engine) -> bool:
     except StorageUnavailableError:
         return False
     return True
-
-
-def _row(record: PredictionRecord) -> dict[str, Any]:
-    return {
-        "uid": record.uid,
-        "timestamp": record.timestamp,
-        "session_id": record.session_id,
-        "model": record.model,
-        "prediction": record.prediction,
-        "confidence": record.confidence,
-        "probabilities": record.probabilities,
-        "latency_ms": record.latency_ms,
-        "image_png": record.image_png,
-        "canvas_png": record.canvas_png,
-    }
 
 
 def _insert_ignoring_duplicates(engine: Engine) -> Insert:

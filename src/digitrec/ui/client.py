@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from digitrec.config import Settings
+from digitrec.contract import StorageUnavailableError
 from digitrec.preprocessing import ImageSource
 from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
-from digitrec.storage import StorageUnavailableError
 
 # Failures the page reports as "cannot be reached right now" instead of as errors: the
 # database is down (either client), or the model service is (ConnectionError, over HTTP).
@@ -18,7 +18,7 @@ class DigitClient(Protocol):
     """What the page needs from the service; the service and the API client both provide it."""
 
     def predict(
-        self, image: ImageSource, *, session_id: str, model: str = "default"
+        self, image: ImageSource, *, session_id: str, model: str | None = None
     ) -> PredictionPublic: ...
 
     def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic: ...

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digitrec.preprocessing import to_uint8
+
 # Each 28x28 digit is drawn at this many screen pixels per MNIST pixel.
 SCALE = 3
 CELL_PX = 28 * SCALE
@@ -44,17 +46,10 @@ def render_example_grid(
         top = GAP_PX + row * (CELL_PX + GAP_PX)
         draw.text((LABEL_PX // 2, top + CELL_PX // 2), str(digit), fill=255, font=font, anchor="mm")
         for column, image in enumerate(examples):
-            cell = Image.fromarray(_as_uint8(image), mode="L").resize(
+            cell = Image.fromarray(to_uint8(image), mode="L").resize(
                 (CELL_PX, CELL_PX), Image.Resampling.NEAREST
             )
             sheet.paste(cell, (LABEL_PX + GAP_PX + column * (CELL_PX + GAP_PX), top))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, format="PNG", optimize=True)
-
-
-def _as_uint8(image: np.ndarray) -> np.ndarray:
-    """MNIST pixels as uint8 (0 black background, 255 white ink); floats in [0, 1] scaled."""
-    if image.dtype == np.uint8:
-        return image
-    return np.clip(np.asarray(image, dtype=np.float32) * 255.0, 0, 255).astype(np.uint8)

@@ -9,9 +9,13 @@ import streamlit as st
 from PIL import Image
 
 from digitrec.config import Settings
-from digitrec.inference import UnknownModelError
-from digitrec.preprocessing import EmptyDrawingError, InvalidImageError, to_mnist
-from digitrec.service import PredictionNotFoundError
+from digitrec.contract import (
+    EmptyDrawingError,
+    InvalidImageError,
+    PredictionNotFoundError,
+    UnknownModelError,
+)
+from digitrec.preprocessing import to_mnist
 from digitrec.ui import formatting
 from digitrec.ui.client import UNAVAILABLE_ERRORS, DigitClient
 from digitrec.ui.examples import examples_path

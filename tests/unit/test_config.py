@@ -1,0 +1,25 @@
+"""Deployment settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from digitrec.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://app:pw@db:5432/digitrec", "postgresql+psycopg://app:pw@db:5432/digitrec"),
+        ("postgresql://app@db/digitrec", "postgresql+psycopg://app@db/digitrec"),
+        ("postgresql+psycopg://app@db/digitrec", "postgresql+psycopg://app@db/digitrec"),
+        ("sqlite:////tmp/x.sqlite3", "sqlite:////tmp/x.sqlite3"),
+    ],
+)
+def test_database_url_schemes_map_to_psycopg(given: str, used: str) -> None:
+    assert Settings(database_url=given).resolved_database_url == used
+
+
+def test_database_url_from_the_environment_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGITREC_DATABASE_URL", "postgres://app@db/digitrec")
+    assert Settings().database_url == "postgresql+psycopg://app@db/digitrec"
