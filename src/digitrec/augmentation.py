@@ -4,23 +4,36 @@ People on the slate write slashed zeros, European ones with a flag (and a foot),
 with thin and thick pens, slanted and squashed. Only MNIST is there to learn from, so these are
 synthesised from it: each digit is enlarged, given a style stroke where its class allows one,
 warped (affine plus a smooth elastic field), re-inked with another pen width, and finally sent
-through `to_mnist`, exactly as a drawing is at prediction time.
+through `to_mnist`, exactly as a drawing is at prediction time. Whole training sets of such
+copies take minutes, so `augmented_copies` makes them in worker processes and caches them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
+import logging
 import math
+import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from digitrec import preprocessing
 from digitrec.preprocessing import PreprocessingError, stroke_width, to_mnist
+
+logger = logging.getLogger(__name__)
 
 WORK_PX = 112  # 28 px digit enlarged 3x (84 px) and padded so warps never leave the field
 ENLARGE = 3
+# Digits per worker task. Each chunk has its own seed, so a copy is the same whether its chunks
+# run in one process or in many.
+CHUNK_DIGITS = 2000
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,75 @@ def augment(
         except PreprocessingError:  # a pen change erased a faint digit: keep it plain
             out[i] = to_mnist(original)
     return out
+
+
+def preprocess_all(images: np.ndarray) -> np.ndarray:
+    """MNIST digits through the same `to_mnist` as drawings: (N, 28, 28) uint8 -> float32."""
+    return np.stack([to_mnist(img) for img in images]).astype(np.float32)
+
+
+def augmented_copies(
+    images: np.ndarray,
+    labels: np.ndarray,
+    copies: int,
+    seed: int,
+    cache_dir: Path | None,
+    workers: int = 2,
+) -> list[np.ndarray]:
+    """`copies` drawing-like versions of the set, (N, 28, 28) float32 each, cached on disk."""
+    key = _cache_key(images, seed)
+    out = []
+    for c in range(copies):
+        path = cache_dir / f"augmented-{key}-{c}.npy" if cache_dir else None
+        if path is not None and path.is_file():
+            out.append(np.load(path))
+            continue
+        chunks = [
+            (
+                images[i : i + CHUNK_DIGITS],
+                labels[i : i + CHUNK_DIGITS],
+                seed * 100_003 + c * 1_009 + i,
+            )
+            for i in range(0, len(images), CHUNK_DIGITS)
+        ]
+        copy = np.concatenate(_augment_chunks(chunks, workers))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, copy)
+        out.append(copy)
+    return out
+
+
+def _cache_key(images: np.ndarray, seed: int) -> str:
+    """Covers the data, the seed and the code that makes the copies (this module and `to_mnist`)."""
+    code = b"".join(Path(m).read_bytes() for m in (__file__, preprocessing.__file__ or ""))
+    data = images.tobytes()[:1_000_000] + f"{len(images)}-{seed}".encode()
+    return hashlib.sha256(data + code).hexdigest()[:12]
+
+
+def _augment_chunks(
+    chunks: list[tuple[np.ndarray, np.ndarray, int]], workers: int
+) -> list[np.ndarray]:
+    """Each chunk augmented with its own seed: in this process when there is only one."""
+    if len(chunks) <= 1 or workers <= 1:
+        # A pool costs seconds of start-up (each worker imports torch), more than one chunk
+        # takes; and it cannot start when __main__ cannot be re-imported (a script from stdin).
+        return [_augment_chunk(chunk) for chunk in chunks]
+    try:
+        # spawn, not fork: a forked child inherits torch's OpenMP pool and can hang in it.
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            return list(pool.map(_augment_chunk, chunks))
+    except BrokenProcessPool:
+        # As from stdin or some notebooks. Each chunk has its own seed: same result, slower.
+        logger.warning("augmentation workers could not start; augmenting in this process")
+        return [_augment_chunk(chunk) for chunk in chunks]
+
+
+def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    images, labels, seed = args
+    return augment(images, labels, np.random.default_rng(seed))
 
 
 def _enlarge(images: np.ndarray) -> torch.Tensor:

@@ -20,8 +20,6 @@ from digitrec.inference import (
     shipped_model_dir,
 )
 
-CHECKPOINT_DIR = Path("models")
-
 
 def _mnist_cache(cache_dir: Path | None) -> Path:
     return cache_dir or get_settings().data_dir / "mnist"
@@ -86,6 +84,48 @@ def data(idx_dir: Path | None, cache_dir: Path | None) -> None:
     )
 
 
+out_dir_option = click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The folder of NAME.pt and NAME.onnx (default: DIGITREC_DATA_DIR/models).",
+)
+into_package_option = click.option(
+    "--into-package",
+    is_flag=True,
+    help="Developers, in a source checkout: the shipped models/NAME.pt and packaged NAME.onnx.",
+)
+
+
+def _model_dirs(out_dir: Path | None, into_package: bool) -> tuple[Path, Path]:
+    """(checkpoint folder, ONNX folder) for train and export; the package's only when asked."""
+    if into_package and out_dir is not None:
+        raise click.UsageError("--out-dir and --into-package exclude each other")
+    if into_package:
+        return _package_model_dirs()
+    folder = out_dir or get_settings().data_dir / "models"
+    return folder, folder
+
+
+def _package_model_dirs() -> tuple[Path, Path]:
+    """The shipped models' folders, in a source checkout: never in an installed package."""
+    onnx_dir = shipped_model_dir()  # <checkout>/src/digitrec/assets/models
+    root = onnx_dir.parents[3]
+    if onnx_dir.parents[2].name != "src" or not (root / "pyproject.toml").is_file():
+        raise click.ClickException(
+            f"--into-package writes into a source checkout, and {onnx_dir} is not in one"
+            " (install the checkout with `pip install -e .`)"
+        )
+    return root / "models", onnx_dir
+
+
+def _how_to_serve(name: str, onnx_dir: Path) -> str:
+    return (
+        f"serve it with DIGITREC_MODEL_DIR={onnx_dir} DIGITREC_DEFAULT_MODEL={name} digitrec app"
+        f" (or serve), or try it with digitrec predict --model-dir {onnx_dir} --model {name} FILE"
+    )
+
+
 @main.command()
 @model_option
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
@@ -93,19 +133,8 @@ def data(idx_dir: Path | None, cache_dir: Path | None) -> None:
 @click.option("--lr", type=float, default=None, help="Learning rate (peak, for one-cycle).")
 @click.option("--seed", type=int, default=None)
 @click.option("--dry-run", is_flag=True, help="Train on a few batches only: checks the pipeline.")
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    default=CHECKPOINT_DIR,
-    show_default=True,
-    help="Where the checkpoint (NAME.pt) goes.",
-)
-@click.option(
-    "--onnx-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where NAME.onnx goes (default: the package's shipped models).",
-)
+@out_dir_option
+@into_package_option
 @cache_option
 def train(
     name: str,
@@ -114,16 +143,29 @@ def train(
     lr: float | None,
     seed: int | None,
     dry_run: bool,
-    out_dir: Path,
-    onnx_dir: Path | None,
+    out_dir: Path | None,
+    into_package: bool,
     cache_dir: Path | None,
 ) -> None:
     """Train a model on the CPU, calibrate it, write its checkpoint and ONNX file.
 
+    Writes NAME.pt and NAME.onnx into --out-dir, by default DIGITREC_DATA_DIR/models; never
+    into the installed package. The app and the service read their models from one folder,
+    DIGITREC_MODEL_DIR (default: the shipped models), so to serve the new model:
+
+    \b
+      DIGITREC_MODEL_DIR=DIR DIGITREC_DEFAULT_MODEL=NAME digitrec app   # or: digitrec serve
+      digitrec predict --model-dir DIR --model NAME digit.png
+      digitrec evaluate --model-dir DIR --model NAME
+
+    \b
+    Copy the shipped NAME.onnx files into DIR to offer them alongside.
+    --into-package (in a source checkout) replaces models/NAME.pt and the packaged NAME.onnx.
+
     \b
     Example:
       digitrec train --model seed-cnn            # the seed's recipe: Adam 1e-3, 10 epochs
-      digitrec train --model default --epochs 2 --dry-run --out-dir /tmp/m --onnx-dir /tmp/m
+      digitrec train --model default --epochs 2 --dry-run --out-dir /tmp/m
     """
     from digitrec.data import load_mnist
     from digitrec.export import export_onnx, parity_gap
@@ -131,18 +173,25 @@ def train(
 
     if name not in RECIPES:
         raise click.BadParameter(f"choose from {', '.join(RECIPES)}", param_hint="--model")
+    checkpoint_dir, onnx_dir = _model_dirs(out_dir, into_package)
     overrides: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
     config = replace(
         RECIPES[name], dry_run=dry_run, **{k: v for k, v in overrides.items() if v is not None}
     )
     cache = _mnist_cache(cache_dir)
     mnist = load_mnist(cache)
-    result = fit(mnist, config, cache_dir=cache / "augmented", log=click.echo)
-    checkpoint = out_dir / f"{name}.pt"
+    result = fit(mnist, config, cache_dir=cache / "augmented")
+    checkpoint = checkpoint_dir / f"{name}.pt"
     save_checkpoint(result, checkpoint, data_source=f"MNIST cache {cache}")
-    onnx_path = export_onnx(result, name, (onnx_dir or shipped_model_dir()) / f"{name}.onnx")
+    onnx_path = export_onnx(result, name, onnx_dir / f"{name}.onnx")
     gap = parity_gap(result, onnx_path, mnist.test_x[:256] / 255)
-    click.echo(f"wrote {checkpoint} and {onnx_path} (torch/ONNX max logit gap {gap:.2e})")
+    click.echo(
+        f"temperature {result.temperature:.3f}, test accuracy"
+        f" {result.metrics['test']['accuracy']:.2%}; wrote {checkpoint} and {onnx_path}"
+        f" (torch/ONNX max logit gap {gap:.2e})"
+    )
+    if not into_package:
+        click.echo(_how_to_serve(name, onnx_dir))
 
 
 @main.command()
@@ -151,30 +200,36 @@ def train(
     "--checkpoint",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Default: models/NAME.pt.",
+    help="Default: NAME.pt in --out-dir (models/NAME.pt with --into-package).",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Default: the package's shipped models/NAME.onnx.",
-)
-def export(name: str, checkpoint: Path | None, out: Path | None) -> None:
+@out_dir_option
+@into_package_option
+def export(name: str, checkpoint: Path | None, out_dir: Path | None, into_package: bool) -> None:
     """Export a checkpoint to ONNX (normalisation and temperature inside) and check parity.
+
+    Writes NAME.onnx into --out-dir, by default DIGITREC_DATA_DIR/models; never into the
+    installed package unless --into-package (in a source checkout). `digitrec train --help`
+    shows how to serve a model from that folder.
 
     \b
     Example:
-      digitrec export --model lenet5 --checkpoint models/lenet5.pt --out /tmp/lenet5.onnx
+      digitrec export --model lenet5 --checkpoint models/lenet5.pt --out-dir /tmp/models
     """
     import numpy as np
 
     from digitrec.export import export_onnx, parity_gap
     from digitrec.training import load_checkpoint
 
-    result = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.pt")
-    path = export_onnx(result, name, out or shipped_model_dir() / f"{name}.onnx")
+    checkpoint_dir, onnx_dir = _model_dirs(out_dir, into_package)
+    source = checkpoint or checkpoint_dir / f"{name}.pt"
+    if not source.is_file():
+        raise click.ClickException(f"no checkpoint at {source}: train one, or name it")
+    result = load_checkpoint(source)
+    path = export_onnx(result, name, onnx_dir / f"{name}.onnx")
     probe = np.random.default_rng(0).random((64, 28, 28), dtype=np.float32)
     click.echo(f"wrote {path} (torch/ONNX max logit gap {parity_gap(result, path, probe):.2e})")
+    if not into_package:
+        click.echo(_how_to_serve(name, onnx_dir))
 
 
 @main.command()

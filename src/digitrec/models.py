@@ -1,9 +1,14 @@
-"""The network architectures. No I/O: weights are loaded by training and export."""
+"""The network architectures, and the wrapper that standardises their input. No I/O."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+# Pixels are standardised inside the network (and so inside the ONNX graph) with MNIST's
+# statistics over the training digits, in [0, 1] units.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
 
 
 class CNNModel(nn.Module):
@@ -90,6 +95,25 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
+class Standardised(nn.Module):
+    """Wraps a network: standardises [0, 1] pixels with MNIST's statistics, divides logits by T.
+
+    Both steps live in the module so that the exported ONNX graph takes raw [0, 1] pixels and
+    returns calibrated logits; `temperature` is a buffer, saved and exported with the weights.
+    """
+
+    temperature: torch.Tensor
+
+    def __init__(self, net: nn.Module, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        # image: (N, 1, 28, 28) in [0, 1], white on black -> logits (N, 10) / T
+        return self.net((image - MNIST_MEAN) / MNIST_STD) / self.temperature
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {

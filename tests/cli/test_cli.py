@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
+import shutil
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import click
@@ -15,7 +18,9 @@ from click.testing import CliRunner, Result
 from drawing import draw_digit
 from PIL import Image
 
+from digitrec import cli
 from digitrec.cli import main
+from digitrec.config import get_settings
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -84,7 +89,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, fake_cache: Path) -> tuple
     out = tmp_path_factory.mktemp("trained")
     result = invoke(
         "train", "--model", "lenet5", "--dry-run", "--epochs", "1",
-        "--out-dir", out, "--onnx-dir", out, "--cache-dir", fake_cache,
+        "--out-dir", out, "--cache-dir", fake_cache,
     )  # fmt: skip
     return out, result
 
@@ -237,8 +242,9 @@ def test_train_dry_run_writes_a_checkpoint_and_an_onnx_file(
 ) -> None:
     out, result = trained
     assert result.exit_code == 0, result.output
-    assert (out / "lenet5.pt").is_file() and (out / "lenet5.onnx").is_file()
-    assert "epoch 1" in result.output and "temperature" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["lenet5.onnx", "lenet5.pt"]
+    assert "temperature" in result.output
+    assert f"DIGITREC_MODEL_DIR={out}" in result.output  # how to serve it
     gap = float(re.search(r"max logit gap ([0-9.e+-]+)", result.output).group(1))  # type: ignore[union-attr]
     assert gap < 1e-4
 
@@ -248,16 +254,138 @@ def test_train_refuses_an_unknown_model(fake_cache: Path, tmp_path: Path) -> Non
     assert result.exit_code == 2 and "--model" in result.output
 
 
+def package_files() -> dict[str, bytes]:
+    """Every file of the installed package and of the checkout's models/, by path."""
+    folders = [
+        Path(str(resources.files("digitrec"))),
+        Path(__file__).resolve().parents[2] / "models",
+    ]
+    return {
+        str(path): path.read_bytes()
+        for folder in folders
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """DIGITREC_DATA_DIR in a temporary folder, also the working directory."""
+    monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def fake_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A source checkout whose packaged models folder stands in for the real one."""
+    root = tmp_path / "checkout"
+    (root / "src" / "digitrec" / "assets" / "models").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'digitrec'\n")
+    monkeypatch.setattr(cli, "shipped_model_dir", lambda: root / "src/digitrec/assets/models")
+    return root
+
+
+def test_train_logs_each_epoch_and_writes_to_the_data_dir_by_default(
+    fake_cache: Path, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = package_files()
+
+    with caplog.at_level(logging.INFO, logger="digitrec"):
+        result = invoke(
+            "train", "--model", "lenet5", "--dry-run", "--epochs", "2", "--cache-dir", fake_cache
+        )
+
+    assert result.exit_code == 0, result.output
+    models = data_dir / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["lenet5.onnx", "lenet5.pt"]
+    assert "epoch 1: loss" in caplog.text and "epoch 2: loss" in caplog.text
+    assert "validation loss" in caplog.text
+    assert package_files() == before  # neither the package nor the checkout's models/
+    assert not (data_dir.parent / "models").exists()  # nor models/ in the working directory
+
+
+def test_train_into_package_writes_the_checkout_models(
+    fake_cache: Path, fake_checkout: Path
+) -> None:
+    result = invoke(
+        "train", "--model", "lenet5", "--dry-run", "--epochs", "1", "--into-package",
+        "--cache-dir", fake_cache,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert (fake_checkout / "models" / "lenet5.pt").is_file()
+    assert (fake_checkout / "src/digitrec/assets/models/lenet5.onnx").is_file()
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_into_package_refuses_an_installed_package(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "lib" / "python3.11" / "site-packages" / "digitrec" / "assets" / "models"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(cli, "shipped_model_dir", lambda: site)
+
+    result = invoke_catching(command, "--model", "lenet5", "--into-package")
+
+    assert result.exit_code == 1 and "source checkout" in result.output
+    assert not any(site.iterdir())
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_out_dir_and_into_package_exclude_each_other(command: str, tmp_path: Path) -> None:
+    result = invoke_catching(command, "--model", "lenet5", "--out-dir", tmp_path, "--into-package")
+    assert result.exit_code == 2 and "--into-package" in result.output
+    assert not any(tmp_path.iterdir())
+
+
 def test_export_writes_onnx_from_a_checkpoint(trained: tuple[Path, Result], tmp_path: Path) -> None:
     out, _ = trained
-    target = tmp_path / "again" / "lenet5.onnx"
+    target = tmp_path / "again"
 
     result = invoke_catching(
-        "export", "--model", "lenet5", "--checkpoint", out / "lenet5.pt", "--out", target
+        "export", "--model", "lenet5", "--checkpoint", out / "lenet5.pt", "--out-dir", target
     )
 
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert target.is_file() and "max logit gap" in result.output
+    assert sorted(p.name for p in target.iterdir()) == ["lenet5.onnx"]
+    assert "max logit gap" in result.output
+
+
+def test_export_reads_and_writes_the_data_dir_by_default(
+    trained: tuple[Path, Result], data_dir: Path
+) -> None:
+    out, _ = trained
+    (data_dir / "models").mkdir(parents=True)
+    shutil.copy(out / "lenet5.pt", data_dir / "models" / "lenet5.pt")
+    before = package_files()
+
+    result = invoke("export", "--model", "lenet5")
+
+    assert result.exit_code == 0, result.output
+    assert (data_dir / "models" / "lenet5.onnx").is_file()
+    assert package_files() == before
+
+
+def test_export_explains_a_missing_checkpoint(data_dir: Path) -> None:
+    result = invoke_catching("export", "--model", "lenet5")
+    assert result.exit_code == 1 and "no checkpoint" in result.output
+    assert str(data_dir / "models" / "lenet5.pt") in result.output
+
+
+def test_export_into_package_reads_and_writes_the_checkout(
+    trained: tuple[Path, Result], fake_checkout: Path
+) -> None:
+    out, _ = trained
+    (fake_checkout / "models").mkdir()
+    shutil.copy(out / "lenet5.pt", fake_checkout / "models" / "lenet5.pt")
+
+    result = invoke("export", "--model", "lenet5", "--into-package")
+
+    assert result.exit_code == 0, result.output
+    assert (fake_checkout / "src/digitrec/assets/models/lenet5.onnx").is_file()
 
 
 def test_evaluate_prints_the_metrics_as_json(

@@ -14,8 +14,8 @@ import torch
 
 from digitrec import __version__
 from digitrec.export import export_onnx, parity_gap
-from digitrec.models import ARCHITECTURES, build_model
-from digitrec.training import RECIPES, Standardised, TrainResult
+from digitrec.models import ARCHITECTURES, Standardised, build_model
+from digitrec.training import RECIPES, TrainResult
 
 PARITY_TOLERANCE = 1e-4
 

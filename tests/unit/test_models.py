@@ -1,4 +1,4 @@
-"""The architectures: output shapes, and the seed's CNNModel kept layer for layer."""
+"""The architectures: output shapes, the seed's CNNModel kept layer for layer, Standardised."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from digitrec.models import ARCHITECTURES, CNNModel, build_model
+from digitrec.models import (
+    ARCHITECTURES,
+    MNIST_MEAN,
+    MNIST_STD,
+    CNNModel,
+    Standardised,
+    build_model,
+)
 
 SEED_CNN_PARAMETERS = 206_922  # (16*9+16) + (32*16*9+32) + (1568*128+128) + (128*10+10)
 
@@ -69,3 +76,29 @@ def test_cnn_model_drops_out_only_in_training() -> None:
         assert torch.equal(model(x), model(x))
         model.train()
         assert not torch.equal(model(x), model(x))
+
+
+def test_standardised_divides_the_logits_by_its_temperature() -> None:
+    torch.manual_seed(0)
+    net = build_model("lenet5").eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        cold, hot = Standardised(net, 1.0)(x), Standardised(net, 4.0)(x)
+    torch.testing.assert_close(hot, cold / 4.0)
+
+
+def test_standardised_feeds_the_network_mnist_standardised_pixels() -> None:
+    torch.manual_seed(0)
+    net = build_model("lenet5").eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = net((x - 0.1307) / 0.3081)  # MNIST's training-set mean and std
+        torch.testing.assert_close(Standardised(net)(x), expected)
+    assert (MNIST_MEAN, MNIST_STD) == (0.1307, 0.3081)
+
+
+def test_standardised_keeps_its_temperature_in_the_state_dict() -> None:
+    model = Standardised(build_model("lenet5"), temperature=1.7)
+    state = model.state_dict()
+    assert float(state["temperature"]) == pytest.approx(1.7)
+    assert {key.split(".")[0] for key in state} == {"temperature", "net"}

@@ -1,28 +1,42 @@
-"""Training on a tiny fake MNIST: dry runs of fit, checkpoints, augmentation."""
+"""Training on a tiny fake MNIST: the loop's parts, dry runs of fit, checkpoints, augmentation."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import logging
 import math
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from digitrec.augmentation import augment
+from digitrec import augmentation, training
+from digitrec.augmentation import augment, augmented_copies
 from digitrec.data import VALIDATION_SIZE, Mnist
-from digitrec.models import build_model
+from digitrec.models import Standardised, build_model
 from digitrec.preprocessing import to_mnist
 from digitrec.training import (
     RECIPES,
-    Standardised,
+    BestEpoch,
+    Evaluation,
     TrainConfig,
     TrainResult,
+    evaluate,
     fit,
+    fit_member,
     load_checkpoint,
+    make_optimizer,
+    make_schedule,
     predict_logits,
     save_checkpoint,
+    train_epochs,
+    train_one_epoch,
 )
 
 
@@ -57,17 +71,157 @@ def dry_recipe(name: str) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def lenet_result(tiny_mnist: Mnist) -> TrainResult:
-    return fit(tiny_mnist, dry_recipe("lenet5"), log=lambda _: None)
+    return fit(tiny_mnist, dry_recipe("lenet5"))
+
+
+def as_images(digits: np.ndarray) -> np.ndarray:
+    """uint8 digits (N, 28, 28) -> float32 in [0, 1], what the model parts take."""
+    return digits.astype(np.float32) / 255
+
+
+def as_batch(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) in [0, 1] and labels as train_one_epoch takes them: (N, 1, 28, 28)."""
+    return torch.from_numpy(images)[:, None], torch.from_numpy(labels.astype(np.int64))
+
+
+def fixed_epochs(images: np.ndarray, labels: np.ndarray) -> training.EpochData:
+    """The same images (N, 28, 28) in [0, 1] and labels every epoch."""
+    batch = as_batch(images, labels)
+    return lambda epoch: batch
+
+
+# --- the parts of the loop ---------------------------------------------------------------------
+
+
+def test_train_one_epoch_and_evaluate_show_the_loss_going_down(tiny_mnist: Mnist) -> None:
+    torch.manual_seed(0)
+    train_x, train_y = tiny_mnist.split("train")
+    x, y = as_batch(as_images(train_x), train_y)
+    val_x, val_y = as_images(tiny_mnist.test_x), tiny_mnist.test_y  # never trained on
+    model = Standardised(build_model("lenet5"))
+    config = TrainConfig(model="lenet5", batch_size=32)
+    optimizer = make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(0)
+    before = evaluate(model, val_x, val_y)
+
+    losses = [train_one_epoch(model, x, y, optimizer, config, generator) for _ in range(4)]
+
+    after = evaluate(model, val_x, val_y)
+    assert losses[-1] < 0.5 * losses[0]
+    assert after.loss < 0.5 * before.loss
+    assert after.accuracy > before.accuracy + 0.3
+
+
+def test_evaluate_gives_the_cross_entropy_and_the_accuracy() -> None:
+    torch.manual_seed(0)
+    model = Standardised(build_model("lenet5"))
+    images = np.random.default_rng(0).random((20, 28, 28), dtype=np.float32)
+    logits = torch.from_numpy(predict_logits(model, images))
+    labels = logits.argmax(1).numpy()
+    labels[:5] = (labels[:5] + 1) % 10  # 5 of the 20 wrong
+
+    scores = evaluate(model, images, labels)
+
+    reference = F.cross_entropy(logits, torch.from_numpy(labels).long()).item()
+    assert scores.loss == pytest.approx(reference) and scores.accuracy == 0.75
+
+
+def test_make_optimizer_decays_weights_but_not_biases_or_norms() -> None:
+    model = Standardised(build_model("default"))  # convolutions, batch norms, a linear layer
+    config = dataclasses.replace(RECIPES["default"], weight_decay=0.1)
+
+    optimizer = make_optimizer(model, config)
+
+    groups = {g["weight_decay"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
+    norms = {
+        id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()
+    }
+    biases = {id(p) for name, p in model.named_parameters() if name.endswith(".bias")}
+    kernels = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)}
+    assert norms and biases and kernels
+    assert groups == {0.1: kernels, 0.0: norms | biases}
+
+
+def test_make_schedule_peaks_at_the_learning_rate_or_keeps_it_constant() -> None:
+    model = Standardised(build_model("lenet5"))
+    config = TrainConfig(model="lenet5", lr=0.01, one_cycle=True)
+    optimizer = make_optimizer(model, config)
+    schedule = make_schedule(optimizer, config, steps=20)
+    assert schedule is not None
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert max(rates) == pytest.approx(0.01)
+    assert rates[0] < 0.01 / 10 and rates[-1] < 0.01 / 10
+
+    constant = dataclasses.replace(config, one_cycle=False)
+    assert make_schedule(make_optimizer(model, constant), constant, steps=20) is None
+
+
+def test_best_epoch_restores_the_weights_of_the_lowest_loss() -> None:
+    model, best = nn.Linear(2, 1), BestEpoch()
+    snapshots = []
+    for epoch, loss in enumerate([0.5, 0.2, float("nan"), 0.2, 0.9], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        snapshots.append(model.weight.clone())
+        best.update(model, epoch, loss)
+
+    best.restore(model)
+
+    assert (best.epoch, best.loss) == (2, 0.2)  # a tie keeps the earlier epoch; NaN never wins
+    assert torch.equal(model.weight, snapshots[1])
+
+
+def test_train_epochs_keeps_the_epoch_with_the_lowest_validation_loss(
+    tiny_mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripted validation losses make epoch 2 of 3 the best; its weights must come back."""
+    scripted = iter([0.3, 0.1, 0.2])
+    weights: list[dict[str, torch.Tensor]] = []
+
+    def scripted_evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        return Evaluation(loss=next(scripted), accuracy=0.5)
+
+    monkeypatch.setattr(training, "evaluate", scripted_evaluate)
+    torch.manual_seed(0)
+    model = Standardised(build_model("default"))  # batch-norm statistics must come back too
+    config = TrainConfig(model="default", epochs=3, batch_size=32, dry_run=True)
+    x, y = as_images(tiny_mnist.train_x[:200]), tiny_mnist.train_y[:200]
+
+    history = train_epochs(model, make_optimizer(model, config), fixed_epochs(x, y), (x, y), config)
+
+    assert [row["val_loss"] for row in history] == [0.3, 0.1, 0.2]
+    state = model.state_dict()
+    assert all(torch.equal(state[k], weights[1][k]) for k in state)
+    assert any(not torch.equal(state[k], weights[2][k]) for k in state)
+
+
+def test_fit_member_returns_the_network_of_its_best_recorded_epoch(tiny_mnist: Mnist) -> None:
+    config = dataclasses.replace(dry_recipe("lenet5"), epochs=3)
+
+    net, history = fit_member(tiny_mnist, config)
+
+    val_x, val_y = tiny_mnist.split("val")
+    scores = evaluate(Standardised(net), as_images(val_x[:256]), val_y[:256])
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert scores.loss == pytest.approx(min(row["val_loss"] for row in history), rel=1e-6)
+
+
+# --- fit and checkpoints -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "default"])
 def test_fit_dry_run_trains_calibrates_and_measures(
-    tiny_mnist: Mnist, name: str, tmp_path: Path
+    tiny_mnist: Mnist, name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = dry_recipe(name)
-    messages: list[str] = []
 
-    result = fit(tiny_mnist, config, cache_dir=tmp_path, log=messages.append)
+    with caplog.at_level(logging.INFO, logger="digitrec"):
+        result = fit(tiny_mnist, config, cache_dir=tmp_path)
 
     assert isinstance(result.model, Standardised)
     assert result.config == config
@@ -81,7 +235,7 @@ def test_fit_dry_run_trains_calibrates_and_measures(
     assert result.metrics["test"]["n"] == 100
     assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
     assert 0.0 <= result.metrics["test_ece_uncalibrated"] <= 1.0
-    assert any("temperature" in message for message in messages)
+    assert "epoch 1: loss" in caplog.text and "temperature" in caplog.text
 
 
 def test_fit_dry_run_moves_the_weights_away_from_their_start(
@@ -97,7 +251,7 @@ def test_fit_dry_run_moves_the_weights_away_from_their_start(
 def test_fit_gives_the_same_model_for_the_same_seed(
     tiny_mnist: Mnist, lenet_result: TrainResult
 ) -> None:
-    again = fit(tiny_mnist, lenet_result.config, log=lambda _: None)
+    again = fit(tiny_mnist, lenet_result.config)
     images = tiny_mnist.test_x[:16] / 255
     np.testing.assert_array_equal(
         predict_logits(again.model, images), predict_logits(lenet_result.model, images)
@@ -134,13 +288,7 @@ def test_checkpoint_records_how_the_model_was_made(
     assert saved["git_revision"] and saved["torch_version"] == torch.__version__
 
 
-def test_standardised_divides_the_logits_by_its_temperature() -> None:
-    torch.manual_seed(0)
-    net = build_model("lenet5").eval()
-    x = torch.rand(3, 1, 28, 28)
-    with torch.no_grad():
-        cold, hot = Standardised(net, 1.0)(x), Standardised(net, 4.0)(x)
-    torch.testing.assert_close(hot, cold / 4.0)
+# --- augmentation ------------------------------------------------------------------------------
 
 
 def test_augment_returns_varied_mnist_form_copies(tiny_mnist: Mnist) -> None:
@@ -163,3 +311,62 @@ def test_augment_depends_only_on_the_generator(tiny_mnist: Mnist) -> None:
     other = augment(images, labels, np.random.default_rng(8))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def refuse_process_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no process pool expected")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+
+
+def test_augmented_copies_of_one_chunk_start_no_process_pool(
+    tiny_mnist: Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_process_pools(monkeypatch)
+    images, labels = tiny_mnist.test_x[:40], tiny_mnist.test_y[:40]
+
+    (copy,) = augmented_copies(images, labels, 1, seed=3, cache_dir=tmp_path)
+
+    reference = augment(images, labels, np.random.default_rng(3 * 100_003))  # chunk 0's seed
+    np.testing.assert_array_equal(copy, reference)
+    (cached,) = tmp_path.glob("augmented-*-0.npy")
+    np.testing.assert_array_equal(np.load(cached), copy)
+
+
+def test_augmented_copies_come_back_from_the_cache(tiny_mnist: Mnist, tmp_path: Path) -> None:
+    images, labels = tiny_mnist.test_x[:20], tiny_mnist.test_y[:20]
+    first = augmented_copies(images, labels, 2, seed=1, cache_dir=tmp_path)
+    for path in tmp_path.glob("augmented-*.npy"):
+        np.save(path, np.zeros((20, 28, 28), dtype=np.float32))  # proof that it is read back
+
+    again = augmented_copies(images, labels, 2, seed=1, cache_dir=tmp_path)
+
+    assert len(first) == len(again) == 2 and not np.array_equal(first[0], first[1])
+    assert all(not copy.any() for copy in again)
+
+
+def test_augmented_copies_are_the_same_in_chunks_whatever_runs_them(
+    tiny_mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks keep their own seeds: inline, or after a pool fails to start, the same digits."""
+    monkeypatch.setattr(augmentation, "CHUNK_DIGITS", 10)
+    images, labels = tiny_mnist.test_x[:25], tiny_mnist.test_y[:25]
+    seeds = [5 * 100_003 + 1_009 + i for i in (0, 10, 20)]  # seed 5, copy 1, chunk starts
+    reference = np.concatenate(
+        [
+            augment(images[i : i + 10], labels[i : i + 10], np.random.default_rng(s))
+            for i, s in zip((0, 10, 20), seeds, strict=True)
+        ]
+    )
+    inline = augmented_copies(images, labels, 2, seed=5, cache_dir=None, workers=1)[1]
+
+    class BrokenPool:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise BrokenProcessPool("as when __main__ cannot be re-imported")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", BrokenPool)
+    after_failure = augmented_copies(images, labels, 2, seed=5, cache_dir=None)[1]
+
+    np.testing.assert_array_equal(inline, reference)
+    np.testing.assert_array_equal(after_failure, reference)
