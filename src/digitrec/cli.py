@@ -351,6 +351,28 @@ def upgrade() -> None:
     click.echo("schema is up to date")
 
 
+@db.command()
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the script to this file instead of standard output.",
+)
+def sql(output: Path | None) -> None:
+    """Print the PostgreSQL script that makes the newest schema (db/create_table.sql).
+
+    \b
+    Example:
+      digitrec db sql --output db/create_table.sql
+    """
+    from digitrec.storage.migrate import schema_sql
+
+    script = schema_sql()
+    if output is None:
+        click.echo(script, nl=False)
+    else:
+        output.write_text(script)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
