@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from digitrec import __version__
@@ -41,7 +42,7 @@ def create_app(
     owns_service = service is None
     if service is None:
         service = build_service(settings)
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from packaged files, not a CDN
         title="digitrec",
         version=__version__,
         description=DESCRIPTION,
