@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One recipe, two images: `--target api` (the model service) and `--target app` (the page).
-# Both install the package without the `train` extra: serving needs no torch.
+# Both install the serving lock (requirements/serve.txt), without the `train` extra: serving
+# needs no torch.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -10,10 +11,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Only what the wheel is built from; tests, notebooks and training data stay out.
+# The serving dependencies first, exactly as locked (versions and hashes): this layer is
+# rebuilt only when the lock changes, not on every change to the code.
+COPY requirements/serve.txt ./requirements/
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/serve.txt
+# Then the package alone. Only what the wheel is built from; tests, notebooks and training
+# data stay out.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 # --- runtime: the environment, a non-root user, a data folder for the outbox ---------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -4,20 +4,49 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run serve test lint format typecheck data system-deps bench clean
+.PHONY: run serve test lint format typecheck data system-deps bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Serving needs no torch: numpy, Pillow, ONNX Runtime, Streamlit, FastAPI, SQLAlchemy.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The dependencies from the lock files (exact versions, hashes checked), then the package
+# itself without dependencies. Serving needs no torch: numpy, Pillow, ONNX Runtime,
+# Streamlit, FastAPI, SQLAlchemy.
+$(VENV)/.installed: pyproject.toml requirements/serve.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/serve.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.installed
+
+# requirements/*.txt: every dependency pinned with its hashes, for CPython 3.11 on Linux x86_64
+# (the images and CI). dev.txt (the dev and train extras) is resolved first and serve.txt (the
+# serving dependencies) inside it, so the two agree. pip-compile keeps the pins that still fit;
+# `make lock LOCK_UPGRADE=1` moves each to its newest release. The project itself, which the
+# dev extra names, stays out of its own lock; setuptools, which torch needs, goes in. torch
+# must come out as its CPU build: where pip has no local copy of it, set
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (CI does).
+LOCK_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package digitrec \
+	$(if $(LOCK_UPGRADE),--upgrade)
+
+lock: | $(BIN)/python  ## pin every dependency with its hashes in requirements/
+	@$(BIN)/python -c 'import platform, sys; assert sys.version_info[:2] == (3, 11) \
+		and sys.platform == "linux" and platform.machine() == "x86_64", \
+		"the lock files are for CPython 3.11 on Linux x86_64"'
+	$(BIN)/pip install --quiet pip-tools
+	$(LOCK_COMPILE) --extra train --extra dev -o requirements/dev.txt pyproject.toml
+	$(LOCK_COMPILE) --constraint requirements/dev.txt -o requirements/serve.txt pyproject.toml
+	@# Drop pip-compile's closing note that `digitrec` is unpinned: it is meant to be.
+	$(BIN)/python -c 'import pathlib, re; lock = pathlib.Path("requirements/dev.txt"); \
+		lock.write_text(re.sub(r"\n+# WARNING: The following packages were not pinned.*", \
+		"\n", lock.read_text(), flags=re.S))'
+	@grep -q '^torch==2.13.0+cpu ' requirements/dev.txt || { \
+		echo 'torch is not its CPU build: set PIP_EXTRA_INDEX_URL (see above)' >&2; exit 1; }
 
 run: $(VENV)/.installed  ## install and run the app on the embedded SQLite database
 	$(BIN)/digitrec app

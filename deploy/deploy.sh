@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploy the checked-out branch on this host, rolling back if it doesn't become ready.
+# Deploy the checked-out branch on this host, rolling back if the new release isn't healthy.
 #
 #   deploy/deploy.sh [APP_DIR [COMMIT]]
 #   ssh user@vps 'bash -s -- ~/digitrec <sha>' < deploy/deploy.sh     (what CI runs)
@@ -8,36 +8,59 @@
 #
 # 1. remembers the running commit and tags the running images as :rollback
 # 2. fast-forwards to COMMIT, rebuilds and restarts with `docker compose up -d --build`
-# 3. waits for /ready through the proxy
+# 3. waits, through the proxy, for the release's own health: /health answers and /ready says
+#    the model is loaded. Not for the database: while it is down the api answers predictions
+#    and queues their rows in the outbox, and rolling back would not bring the database back.
 # 4. on failure: checks out the remembered commit, restores the :rollback images, restarts
 set -euo pipefail
 
 APP_DIR="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 COMMIT="${2:-}"
-READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
+HEALTHY_TIMEOUT_S="${HEALTHY_TIMEOUT_S:-180}"
+POLL_INTERVAL_S="${POLL_INTERVAL_S:-3}"
 IMAGES=(digitrec-api digitrec-app)
 
 cd "$APP_DIR"
 # Same defaults as docker-compose.yaml; .env may override them.
+API_BIND=127.0.0.1
 API_PORT=8000
 DIGITREC_IMAGE_TAG=latest
 if [[ -f .env ]]; then
+    API_BIND="$(sed -n 's/^DIGITREC_API_BIND=//p' .env | tail -n 1)"
+    API_BIND="${API_BIND:-127.0.0.1}"
     API_PORT="$(sed -n 's/^API_PORT=//p' .env | tail -n 1)"
     API_PORT="${API_PORT:-8000}"
     DIGITREC_IMAGE_TAG="$(sed -n 's/^DIGITREC_IMAGE_TAG=//p' .env | tail -n 1)"
     DIGITREC_IMAGE_TAG="${DIGITREC_IMAGE_TAG:-latest}"
 fi
-READY_URL="http://127.0.0.1:${API_PORT}/ready"
+if [[ $API_BIND == 0.0.0.0 ]]; then
+    API_BIND=127.0.0.1  # bound to every address: ask through loopback
+fi
+API_URL="http://${API_BIND}:${API_PORT}"
+# In /ready's JSON body, e.g. {"model":true,"database":false,...}.
+MODEL_LOADED='"model"[[:space:]]*:[[:space:]]*true'
+DATABASE_UP='"database"[[:space:]]*:[[:space:]]*true'
 
 log() { printf '%s deploy: %s\n' "$(date -u +%FT%TZ)" "$*"; }
 
-wait_ready() {
-    local deadline=$((SECONDS + READY_TIMEOUT_S))
+# /ready's body, whatever its status: it is 503 while the database is down and the outbox
+# full, a state of the database rather than of the release.
+readiness() { curl --silent --max-time 5 "${API_URL}/ready"; }
+
+release_healthy() {
+    local body
+    curl --silent --fail --max-time 5 "${API_URL}/health" >/dev/null || return 1
+    body="$(readiness)" || return 1
+    [[ $body =~ $MODEL_LOADED ]]
+}
+
+wait_healthy() {
+    local deadline=$((SECONDS + HEALTHY_TIMEOUT_S))
     while ((SECONDS < deadline)); do
-        if curl --silent --fail --max-time 5 "$READY_URL" >/dev/null; then
+        if release_healthy; then
             return 0
         fi
-        sleep 3
+        sleep "$POLL_INTERVAL_S"
     done
     return 1
 }
@@ -57,13 +80,17 @@ else
     git pull --ff-only
 fi
 log "deploying commit $(git rev-parse HEAD)"
-if docker compose up -d --build --remove-orphans && wait_ready; then
-    log "ready at ${READY_URL}"
+if docker compose up -d --build --remove-orphans && wait_healthy; then
+    body="$(readiness || true)"
+    log "healthy at ${API_URL}: ${body}"
+    if [[ ! $body =~ $DATABASE_UP ]]; then
+        log "warning: the database does not answer; predictions queue in the outbox until it does"
+    fi
     docker image prune --force >/dev/null
     exit 0
 fi
 
-log "not ready after ${READY_TIMEOUT_S} s; rolling back to ${previous_commit}"
+log "not healthy after ${HEALTHY_TIMEOUT_S} s; rolling back to ${previous_commit}"
 docker compose ps
 docker compose logs --tail 50 api || true
 git reset --hard "$previous_commit"
@@ -73,9 +100,9 @@ for image in "${IMAGES[@]}"; do
     fi
 done
 docker compose up -d --no-build --remove-orphans
-if wait_ready; then
-    log "rolled back; the previous version is ready"
+if wait_healthy; then
+    log "rolled back; the previous version is healthy"
 else
-    log "rolled back, but the previous version is not ready either"
+    log "rolled back, but the previous version is not healthy either"
 fi
 exit 1

@@ -44,6 +44,28 @@ def _env_file(tmp_path: Path, values: dict[str, str]) -> Path:
     return path
 
 
+def _env_file_without(tmp_path: Path, names: set[str]) -> Path:
+    """A filled-in .env that doesn't set `names` at all (one written before they existed)."""
+    path = _env_file(tmp_path, FILLED)
+    kept = [line for line in path.read_text().splitlines() if line.split("=", 1)[0] not in names]
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+def _published_addresses(resolved: dict[str, Any]) -> dict[str, set[str]]:
+    """Host addresses of every published port, by service, from a resolved compose file."""
+    addresses: dict[str, set[str]] = {}
+    for name, service in resolved["services"].items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):  # compose v2: the long form
+                address = port.get("host_ip", "0.0.0.0")
+            else:  # compose v1: "127.0.0.1:8000:8000/tcp"; no address means every one
+                parts = str(port).split(":")
+                address = parts[0] if len(parts) == 3 else "0.0.0.0"
+            addresses.setdefault(name, set()).add(address)
+    return addresses
+
+
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
     # A bare environment: nothing from the developer's shell fills a variable in.
     env = {"PATH": os.environ["PATH"], "HOME": str(env_file.parent)}
@@ -82,9 +104,12 @@ def test_compose_has_the_five_services_started_in_health_order(compose: dict[str
     services = compose["services"]
 
     assert set(services) == {"app", "api", "db", "pgadmin", "proxy"}
-    order = {"api": "db", "proxy": "api", "app": "proxy", "pgadmin": "db"}
+    order = {"proxy": "api", "app": "proxy", "pgadmin": "db"}
     for service, dependency in order.items():
         assert services[service]["depends_on"] == {dependency: {"condition": "service_healthy"}}
+    # The api starts while the database is down (its writes wait in the outbox), so neither
+    # an outage nor a deployment during one is held up by the database's health.
+    assert services["api"]["depends_on"] == {"db": {"condition": "service_started"}}
     for name, service in services.items():
         assert service["restart"] == "unless-stopped", name
     # api and app have theirs in the Dockerfile.
@@ -128,9 +153,58 @@ def test_compose_api_can_scale_behind_the_proxy(compose: dict[str, Any]) -> None
     api = compose["services"]["api"]
 
     assert "container_name" not in api and "ports" not in api
-    assert compose["services"]["app"]["environment"]["DIGITREC_API_URL"] == "http://proxy:8000"
+    # The page uses the proxy's internal listener, the one without per-address limits.
+    assert compose["services"]["app"]["environment"]["DIGITREC_API_URL"] == "http://proxy:8080"
     proxy_conf = (ROOT / "deploy/nginx/api.conf").read_text()
     assert re.search(r"server api:8000 resolve;", proxy_conf)
+
+
+def test_compose_publishes_on_loopback_unless_told(tmp_path: Path) -> None:
+    unset = _compose_config(_env_file_without(tmp_path, {"DIGITREC_API_BIND", "DIGITREC_APP_BIND"}))
+    (tmp_path / "told").mkdir()
+    told = _compose_config(_env_file(tmp_path / "told", {**FILLED, "DIGITREC_API_BIND": "0.0.0.0"}))
+
+    assert unset.returncode == 0, unset.stderr
+    assert _published_addresses(yaml.safe_load(unset.stdout)) == {
+        "proxy": {"127.0.0.1"},
+        "app": {"127.0.0.1"},
+        "pgadmin": {"127.0.0.1"},
+    }
+    assert told.returncode == 0, told.stderr
+    assert _published_addresses(yaml.safe_load(told.stdout))["proxy"] == {"0.0.0.0"}
+
+
+def test_compose_proxy_publishes_only_its_rate_limited_listener(compose: dict[str, Any]) -> None:
+    ports = compose["services"]["proxy"]["ports"]
+
+    assert [str(port).rsplit(":", 1)[-1] for port in ports] == ["8000"]
+
+
+def test_compose_runs_the_servers_under_an_init(compose: dict[str, Any]) -> None:
+    # `digitrec serve` and `digitrec app` are not written to be PID 1: tini forwards SIGTERM
+    # and reaps the exited uvicorn workers.
+    for name in ("api", "app"):
+        assert compose["services"][name]["init"] is True, name
+
+
+def test_proxy_limits_requests_per_client_and_says_when_to_retry() -> None:
+    conf = (ROOT / "deploy/nginx/api.conf").read_text()
+    zones = dict(
+        re.findall(r"limit_req_zone \$binary_remote_addr zone=(\w+):\d+m rate=(\d+r/s);", conf)
+    )
+    edge, internal = re.split(r"^server \{$", conf, flags=re.M)[1:]
+
+    assert zones == {"predict": "10r/s", "reads": "30r/s"}
+    assert "limit_req_status 429;" in conf
+    assert re.search(r"location = /predict \{[^}]*limit_req zone=predict burst=20 nodelay;", edge)
+    assert re.search(r"location / \{[^}]*limit_req zone=reads burst=60 nodelay;", edge)
+    assert "error_page 429 @rate_limited;" in edge
+    handler = edge.split("location @rate_limited {", 1)[1].split("}", 1)[0]
+    assert "add_header Retry-After 1 always;" in handler
+    assert "return 429" in handler
+    # The page's listener is not limited: all its visitors share the app container's address.
+    assert "listen 8000;" in edge and "listen 8080;" in internal
+    assert "limit_req" not in internal
 
 
 def test_env_example_documents_every_variable_once(compose: dict[str, Any]) -> None:
@@ -158,9 +232,27 @@ def test_kubernetes_manifest_has_deployment_service_and_autoscaler() -> None:
     documents = list(yaml.safe_load_all((ROOT / "deploy/k8s/api.yaml").read_text()))
 
     assert [d["kind"] for d in documents] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
-    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_kubernetes_probes_ask_liveness_and_readiness_apart() -> None:
+    deployment = next(yaml.safe_load_all((ROOT / "deploy/k8s/api.yaml").read_text()))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    startup, liveness, readiness = (
+        container[probe] for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+    )
+
+    # Liveness only asks whether the process answers: a database outage restarts nothing.
+    assert liveness["httpGet"]["path"] == "/health"
+    assert startup["httpGet"]["path"] == "/health"
+    # Readiness asks whether the pod can take predictions (200 while the outbox has room).
+    assert readiness["httpGet"]["path"] == "/ready"
+    # /ready answers within 1 s; the probes leave it twice that.
+    assert readiness["timeoutSeconds"] >= 2 and liveness["timeoutSeconds"] >= 2
+    # Liveness gives up later than readiness: a slow pod leaves the Service before a restart.
+    assert (
+        liveness["periodSeconds"] * liveness["failureThreshold"]
+        > readiness["periodSeconds"] * readiness["failureThreshold"]
+    )
 
 
 def test_dockerfile_runs_as_non_root_without_torch() -> None:
@@ -173,4 +265,8 @@ def test_dockerfile_runs_as_non_root_without_torch() -> None:
     assert re.search(r"^USER 10001", dockerfile, re.M)
     assert dockerfile.count("HEALTHCHECK") == 2
     installs = [line for line in dockerfile.splitlines() if "pip install" in line]
-    assert installs == ["RUN /opt/venv/bin/pip install ."]  # no [train] extra, no torch
+    # The serving lock (no torch: tests/unit/test_lock.py), then the package without extras.
+    assert installs == [
+        "RUN /opt/venv/bin/pip install --require-hashes -r requirements/serve.txt",
+        "RUN /opt/venv/bin/pip install --no-deps .",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def test_deploy_script_passes_shellcheck() -> None:
     )
 
     assert result.returncode == 0, result.stdout
+
+
+def test_workflows_pin_every_action_to_a_commit() -> None:
+    # A tag can be moved to other code; a commit cannot. The comment keeps the version legible
+    # (and lets Dependabot update both).
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        uses = re.findall(r"^\s*-?\s*uses:\s*(.+)$", path.read_text(), re.M)
+        assert uses, path.name
+        for use in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*", use), (
+                f"{path.name}: {use}"
+            )
 
 
 def test_ci_runs_the_makefile_targets_with_postgres() -> None:
