@@ -167,9 +167,10 @@ def train(
       digitrec train --model seed-cnn            # the seed's recipe: Adam 1e-3, 10 epochs
       digitrec train --model default --epochs 2 --dry-run --out-dir /tmp/m
     """
+    from digitrec.checkpoints import save_checkpoint
     from digitrec.data import load_mnist
     from digitrec.export import export_onnx, parity_gap
-    from digitrec.training import RECIPES, fit, save_checkpoint
+    from digitrec.training import RECIPES, fit
 
     if name not in RECIPES:
         raise click.BadParameter(f"choose from {', '.join(RECIPES)}", param_hint="--model")
@@ -217,8 +218,8 @@ def export(name: str, checkpoint: Path | None, out_dir: Path | None, into_packag
     """
     import numpy as np
 
+    from digitrec.checkpoints import load_checkpoint
     from digitrec.export import export_onnx, parity_gap
-    from digitrec.training import load_checkpoint
 
     checkpoint_dir, onnx_dir = _model_dirs(out_dir, into_package)
     source = checkpoint or checkpoint_dir / f"{name}.pt"

@@ -18,6 +18,7 @@ from torch import nn
 
 from digitrec import augmentation, training
 from digitrec.augmentation import augment, augmented_copies
+from digitrec.checkpoints import load_checkpoint, save_checkpoint
 from digitrec.data import VALIDATION_SIZE, Mnist
 from digitrec.models import Standardised, build_model
 from digitrec.preprocessing import to_mnist
@@ -30,11 +31,9 @@ from digitrec.training import (
     evaluate,
     fit,
     fit_member,
-    load_checkpoint,
     make_optimizer,
     make_schedule,
     predict_logits,
-    save_checkpoint,
     train_epochs,
     train_one_epoch,
 )

@@ -1,0 +1,47 @@
+"""Checkpoints: a trained network with the config, data, metrics and git revision that made it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from digitrec.models import Standardised, build_model
+from digitrec.training import TrainConfig, TrainResult
+
+
+def save_checkpoint(result: TrainResult, path: Path, data_source: str) -> None:
+    """Write the weights with the config, data, metrics and git revision that made them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "state_dict": result.model.net.state_dict(),
+            "temperature": result.temperature,
+            "config": asdict(result.config),
+            "metrics": result.metrics,
+            "history": result.history,
+            "data": data_source,
+            "git_revision": result.git_revision,
+            "torch_version": str(torch.__version__),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path) -> TrainResult:
+    """A trained network back from a checkpoint written by `save_checkpoint`."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = replace(TrainConfig(), **saved["config"])
+    net = build_model(config.model, config.members)
+    net.load_state_dict(saved["state_dict"])
+    model = Standardised(net, saved["temperature"])
+    model.eval()
+    return TrainResult(
+        model=model,
+        config=config,
+        temperature=saved["temperature"],
+        metrics=saved["metrics"],
+        history=saved.get("history", []),
+        git_revision=saved.get("git_revision", "unknown"),
+    )
