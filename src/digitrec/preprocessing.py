@@ -6,25 +6,47 @@ drawing and upload (canvas, API upload, training augmentation, benchmarks) goes 
 `to_mnist`, so the model sees drawings the way it saw MNIST; MNIST's own images are already in
 that form and reach the model as they are.
 
-The image codec lives here too: `encode_png` is how every path stores or sends a picture, and
-`as_canvas` gives the pixels it encodes, so a drawing is read the same in-process and over HTTP.
+The image codec lives here too: `as_canvas` decodes an upload once (PNG, JPEG or WebP, size
+checked before decoding, reduced right after) into the picture that every path preprocesses,
+and `encode_png` re-encodes that picture for storing or sending, so a drawing is read the same
+in-process and over HTTP and an upload is never kept byte for byte.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from typing import NamedTuple, TypeAlias
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps
 
-from digitrec.contract import EmptyDrawingError, InvalidImageError, PreprocessingError
+from digitrec.contract import (
+    EmptyDrawingError,
+    ImageTooLargeError,
+    InvalidImageError,
+    PreprocessingError,
+)
 
 ImageSource: TypeAlias = bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 MNIST_SIZE_PX = 28
 DIGIT_BOX_PX = 20  # MNIST fits the ink into 20x20, then centres it in 28x28
-MAX_INPUT_PIXELS = 16_000_000  # about 4000x4000; larger inputs are refused before decoding
+# A phone photo (12 MP, 4000x3000) is the largest picture of a digit anyone needs to send;
+# larger ones are refused from their header, before a pixel is decoded.
+MAX_INPUT_PIXELS = 12_000_000
+# Decoded pictures with more pixels are halved (JPEG: decoded at 1/2, 1/4, 1/8 scale) until
+# they fit: a full-HD screenshot stays whole, a 12 MP photo becomes 1000x750, where a digit a
+# tenth of its width still spans more than the 80 px work box. Bounds the work arrays to ~2 MP.
+MAX_WORK_PIXELS = 1920 * 1080
+REDUCE_STRIP_ROWS = 64  # rows of the reduced image made at a time
+# libwebp's decoder (Pillow reads every WebP through the animation decoder) holds four copies
+# of the picture, 16 bytes a pixel, and cannot decode reduced: WebPs, made by browsers and
+# screenshots rather than cameras, are refused above full HD.
+MAX_WEBP_PIXELS = MAX_WORK_PIXELS
+# Formats the API documents; anything else is refused before a decoder looks at its pixels.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+UNREADABLE = "not a readable PNG, JPEG or WebP image"
 FAINT_INK = 0.05  # below this share of full ink a pixel is background
 INK_THRESHOLD = 0.25  # ink fraction above which a pixel counts as drawn
 MIN_INK_FRACTION = 0.001  # fewer drawn pixels than this share of the image: a blank slate
@@ -37,15 +59,18 @@ WORK_BOX_PX = 80  # thickness is normalised at 4x the box size, then reduced wit
 WORK_MARGIN_PX = 5  # room around the work image for the largest pen change (9x9 filter)
 
 
-# Modes PNG stores as they are; other images are converted to RGBA first.
-PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# One picture is decoded at a time per process (a 12 MP PNG holds 48 MB until it is reduced,
+# a full-HD WebP 32 MB): concurrent requests add only their reduced pictures. Decoding is CPU
+# work, so with a worker per core this costs no throughput.
+_DECODING = threading.Lock()
+_LEVELS = np.arange(256, dtype=np.float32) / 255  # the float value of each 8-bit level
 # zlib level 1: a canvas is mostly flat, so this is nearly as small as level 9 and 5x faster.
 PNG_COMPRESS_LEVEL = 1
 
 __all__ = [
     "EmptyDrawingError",
     "ImageSource",
+    "ImageTooLargeError",
     "InvalidImageError",
     "PreprocessingError",
     "as_canvas",
@@ -71,30 +96,30 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def as_canvas(source: ImageSource) -> bytes | Image.Image | np.ndarray:
-    """The picture `encode_png` would store, not yet encoded: what every path preprocesses."""
+def as_canvas(source: ImageSource) -> Image.Image | np.ndarray:
+    """The picture every path preprocesses and `encode_png` stores: bytes decoded once.
+
+    Images come out as 8-bit grey, or RGBA when they have transparency, upright (EXIF
+    orientation), and reduced to at most MAX_WORK_PIXELS; arrays as uint8, reduced alike.
+    """
     if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source)
+        return _decode(source)
     if isinstance(source, Image.Image):
-        return source if source.mode in PNG_MODES else source.convert("RGBA")
+        return _normalised(source)
     if isinstance(source, np.ndarray):
-        return to_uint8(source)
+        if source.ndim >= 2:
+            _check_size(source.shape[1], source.shape[0])  # before any copy is made
+        return _reduced_array(to_uint8(source))
     raise InvalidImageError(f"expected an image, got {type(source).__name__}")
 
 
 def encode_png(source: ImageSource) -> bytes:
-    """PNG bytes of a picture, losslessly; PNG input is kept byte for byte."""
+    """PNG bytes of `as_canvas(source)`, losslessly: the pixels only, never the upload's bytes."""
     canvas = as_canvas(source)
-    if isinstance(canvas, bytes):
-        if canvas.startswith(PNG_SIGNATURE):
-            return canvas
-        canvas = _decode(canvas)
-    if isinstance(canvas, np.ndarray):
-        canvas = Image.fromarray(canvas)
-    if canvas.mode not in PNG_MODES:  # a decoded JPEG in CMYK, say
-        canvas = canvas.convert("RGBA")
+    image = canvas if isinstance(canvas, Image.Image) else Image.fromarray(canvas)
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    # No colour profile: whatever metadata an upload carried is not stored.
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, icc_profile=None)
     return buffer.getvalue()
 
 
@@ -124,46 +149,111 @@ def ink_map(source: ImageSource) -> np.ndarray:
 
 
 def _ink_region(source: ImageSource) -> _InkRegion:
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = _decode(bytes(source))
-    if isinstance(source, Image.Image):
-        source = _pil_to_array(source)
     if not isinstance(source, np.ndarray):
-        raise InvalidImageError(f"expected an image, got {type(source).__name__}")
+        source = as_canvas(source)
+    if isinstance(source, Image.Image):
+        source = np.asarray(source)  # (H, W) or (H, W, 4) uint8
     return _array_to_ink(source)
 
 
-def _decode(data: bytes) -> Image.Image:
-    if not data:
+def _decode(data: bytes | bytearray | memoryview) -> Image.Image:
+    """Decode an upload once, at most MAX_WORK_PIXELS large; every failure is InvalidImageError.
+
+    Pillow's decoders raise many exception types on hostile input (OSError, SyntaxError,
+    ValueError, struct.error, EOFError...), so any exception here means "not a readable image".
+    """
+    if not len(data):
         raise InvalidImageError("the image is empty (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError("not a readable PNG or JPEG image") from exc
-    _check_size(image.width, image.height)  # before the pixels are decoded
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+    except Image.DecompressionBombError as exc:  # over Pillow's own limit
+        raise ImageTooLargeError(f"the image is too large; {_size_limit(None)}") from exc
+    except Exception as exc:
+        raise InvalidImageError(UNREADABLE) from exc
+    _check_size(image.width, image.height, image.format)  # before the pixels are decoded
     try:
-        image.load()
-    except Image.DecompressionBombError as exc:
-        raise InvalidImageError("the image is too large") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError("not a readable PNG or JPEG image") from exc
+        if image.format in ("JPEG", "MPO"):
+            # libjpeg decodes straight to grey at 1/2, 1/4 or 1/8 scale: no full-size copy.
+            factor = _reduction(image.width, image.height)
+            image.draft("L", (max(1, image.width // factor), max(1, image.height // factor)))
+        with _DECODING:
+            image.load()
+            canvas = _normalised(image)
+            if canvas is not image:
+                image.close()  # frees the full-size pixels before the next decode starts
+            return canvas
+    except PreprocessingError:
+        raise
+    except Exception as exc:
+        raise InvalidImageError(UNREADABLE) from exc
+
+
+def _normalised(image: Image.Image) -> Image.Image:
+    """8-bit grey (RGBA if it has transparency), upright, at most MAX_WORK_PIXELS large."""
+    _check_size(image.width, image.height)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    mode = "RGBA" if has_alpha else "L"
+    try:
+        factor = _reduction(image.width, image.height)
+        if factor > 1:
+            image = _converted_and_reduced(image, mode, factor)
+        elif image.mode != mode:
+            image = image.convert(mode)
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            image = ImageOps.exif_transpose(image)  # a phone held upright
+    except Exception as exc:  # a mode Pillow cannot convert (LAB, HSV...), or broken EXIF
+        raise InvalidImageError(f"cannot read an image of mode {image.mode}") from exc
     return image
 
 
-def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_INPUT_PIXELS:
-        raise InvalidImageError(
-            f"the image is too large ({width}x{height}); at most "
-            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels are accepted"
+def _converted_and_reduced(image: Image.Image, mode: str, factor: int) -> Image.Image:
+    """`image.convert(mode).reduce(factor)`, a strip at a time: no full-size copy is made
+    (Pillow's own RGBA reduce makes two, to premultiply by alpha and back)."""
+    width, height = image.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    reduced.info = dict(image.info)  # the EXIF orientation, among others
+    step = factor * REDUCE_STRIP_ROWS  # a multiple of `factor`: blocks never straddle strips
+    for top in range(0, height, step):
+        strip = image.crop((0, top, width, min(top + step, height)))
+        if strip.mode != mode:
+            strip = strip.convert(mode)
+        reduced.paste(strip.reduce(factor), (0, top // factor))
+    return reduced
+
+
+def _reduced_array(array: np.ndarray) -> np.ndarray:
+    """`array` (uint8), reduced like a decoded image when it is a picture over MAX_WORK_PIXELS."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        return array  # not a picture: `to_mnist` says why
+    factor = _reduction(array.shape[1], array.shape[0])
+    if factor == 1:
+        return array
+    image = Image.fromarray(array)
+    return np.asarray(_converted_and_reduced(image, image.mode, factor))
+
+
+def _reduction(width: int, height: int) -> int:
+    """The smallest power of two that divides the sides to at most MAX_WORK_PIXELS in all."""
+    factor = 1
+    while -(-width // factor) * -(-height // factor) > MAX_WORK_PIXELS:
+        factor *= 2
+    return factor
+
+
+def _check_size(width: int, height: int, image_format: str | None = None) -> None:
+    limit = MAX_WEBP_PIXELS if image_format == "WEBP" else MAX_INPUT_PIXELS
+    if width * height > limit:
+        raise ImageTooLargeError(
+            f"the image is too large ({width}x{height}); {_size_limit(image_format)}"
         )
     if width < 1 or height < 1:
         raise InvalidImageError("the image has no pixels")
 
 
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    _check_size(image.width, image.height)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    return np.asarray(image.convert("RGBA" if has_alpha else "L"))
+def _size_limit(image_format: str | None) -> str:
+    if image_format == "WEBP":
+        return f"WebP images of at most {MAX_WEBP_PIXELS / 1e6:.1f} megapixels are accepted"
+    return f"at most {MAX_INPUT_PIXELS / 1e6:.0f} megapixels are accepted"
 
 
 def _array_to_ink(array: np.ndarray) -> _InkRegion:
@@ -176,6 +266,8 @@ def _array_to_ink(array: np.ndarray) -> _InkRegion:
         raise InvalidImageError(f"expected numeric pixels, got {array.dtype}")
     if array.dtype == np.uint8 and array.ndim == 3:
         return _canvas_to_ink(np.ascontiguousarray(array))
+    if array.dtype == np.uint8:  # 8-bit grey: the same ink as the float path, in less memory
+        return _grey_image_to_ink(Image.fromarray(array))
     values = _unit_range(array)
     if values.ndim == 2:
         return _grey_to_ink(values)
@@ -228,8 +320,7 @@ def _canvas_to_ink(array: np.ndarray) -> _InkRegion:
     if array.shape[2] == 4:
         words = array.view("<u4")[:, :, 0]  # R | G << 8 | B << 16 | A << 24
         if (words < 253 << 24).any():  # partly see-through: ink is where it is opaque
-            grey = np.asarray(Image.fromarray(array).convert("L"), dtype=np.float32) / 255
-            return _transparent_to_ink(grey, array[:, :, 3].astype(np.float32) / 255)
+            return _clear_canvas_to_ink(array)
         colour = words & 0xFFFFFF
         if not _border(colour).any():  # a black slate
             rows = np.flatnonzero(colour.any(axis=1))
@@ -243,6 +334,25 @@ def _canvas_to_ink(array: np.ndarray) -> _InkRegion:
     return _grey_image_to_ink(Image.fromarray(array).convert("L"))
 
 
+def _clear_canvas_to_ink(array: np.ndarray) -> _InkRegion:
+    """`_transparent_to_ink` for an 8-bit RGBA picture; a drawing on a clear layer is cropped
+    to its ink in uint8 before any float work."""
+    alpha = array[:, :, 3]
+    drawn = alpha >= _first_level_above(0.5)
+    if drawn.mean() > 0.5 or not drawn.any():  # a filled backdrop (or nothing): the float path
+        grey = np.asarray(Image.fromarray(array).convert("L"), dtype=np.float32) / 255
+        return _transparent_to_ink(grey, alpha.astype(np.float32) / 255)
+    inked = alpha >= _first_level_above(FAINT_INK)
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    crop = _LEVELS[alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]]
+    return _normalise_ink(crop, (int(rows[0]), int(cols[0])), (alpha.shape[0], alpha.shape[1]), 1.0)
+
+
+def _first_level_above(threshold: float) -> int:
+    """The lowest 8-bit level whose float value is above `threshold`."""
+    return int(np.searchsorted(_LEVELS, threshold, side="right"))
+
+
 def _grey_image_to_ink(
     grey: Image.Image,
     background: float | None = None,
@@ -254,8 +364,7 @@ def _grey_image_to_ink(
     if background is None:
         border = _border(pixels)
         background = float(np.median(border.astype(np.float32) / 255))
-    levels = np.arange(256, dtype=np.float32) / 255
-    ink_of_level = background - levels if background > 0.5 else levels - background
+    ink_of_level = background - _LEVELS if background > 0.5 else _LEVELS - background
     inked_levels = np.flatnonzero(ink_of_level > FAINT_INK)  # one run, at one end of 0..255
     if inked_levels.size == 0:
         raise EmptyDrawingError("nothing is drawn")

@@ -73,7 +73,8 @@ class PredictionService:
         # `model` None (no model named): this service's default, resolved here and only here.
         predictor = load_predictor(model or self.default_model, self.model_dir)
         started = time.perf_counter()
-        # The pixels a PNG of the input holds: the same whether it came in-process or over HTTP.
+        # Decoded once (bytes), size-checked and reduced: the pixels a PNG of it holds, the same
+        # in-process and over HTTP. Both the model input and the stored canvas come from it.
         canvas = as_canvas(image)
         pixels = to_mnist(canvas)  # (28, 28) float32 in [0, 1]; kept as the logged image
         (prediction,) = predictor.predict_preprocessed(pixels[None])

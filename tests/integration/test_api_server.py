@@ -158,7 +158,7 @@ def test_live_server_refuses_bad_input_with_json_4xx(
         cases = [
             (http.post("/predict", content=b"x" * (limit + 1), headers=json_type), 413),
             (http.post("/predict", content=chunks(), headers=json_type), 413),
-            (http.post("/predict", files={"file": ("a.png", huge.getvalue(), "image/png")}), 422),
+            (http.post("/predict", files={"file": ("a.png", huge.getvalue(), "image/png")}), 413),
             (http.post("/predict", files={"file": ("a.txt", b"text", "text/plain")}), 422),
             (http.post("/predict", json={"image": digit_b64, "model": "nope"}), 404),
             (http.post("/predictions/abc/feedback", json={"actual": 12}), 422),

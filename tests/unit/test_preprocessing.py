@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from digitrec.preprocessing import (
+    MAX_WORK_PIXELS,
     EmptyDrawingError,
+    ImageTooLargeError,
     InvalidImageError,
     PreprocessingError,
+    as_canvas,
+    encode_png,
     ink_map,
     stroke_width,
     to_mnist,
@@ -452,3 +456,116 @@ def test_stroke_width_measures_a_bar() -> None:
     bar[10:110, 8:11] = 1.0  # 3 px wide, 100 px long
     assert stroke_width(bar) == pytest.approx(3.0, abs=0.1)
     assert stroke_width(np.zeros((28, 28))) == 0.0
+
+
+# --- decoding: once, bounded, only the documented formats -----------------------------------
+
+
+@pytest.mark.parametrize("antialiased", [False, True], ids=["hard-pen", "anti-aliased"])
+@pytest.mark.parametrize("paper", [False, True], ids=["dark-slate", "white-paper"])
+def test_to_mnist_reads_8_bit_grey_exactly_as_its_float_pixels(
+    antialiased: bool, paper: bool
+) -> None:
+    # An (H, W) uint8 array (every opaque image once decoded) is cropped to its ink in uint8;
+    # the same pixels as float32 in [0, 1] take the general path. Bit for bit the same.
+    for ink in _spread_of_drawings(antialiased):
+        grey = 255 - ink if paper else ink
+        floats = grey.astype(np.float32) / 255
+        assert np.array_equal(ink_map(grey), ink_map(floats))
+        assert np.array_equal(to_mnist(grey), to_mnist(floats))
+
+
+def _enlarged(image: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel as a factor x factor block: a large picture that reduces back exactly."""
+    return np.kron(image, np.ones((factor, factor), dtype=np.uint8))
+
+
+def test_as_canvas_decodes_bytes_once_into_8_bit_grey_or_rgba() -> None:
+    grey = as_canvas(png_bytes(draw()))
+    clear = as_canvas(png_bytes(rgba_canvas(draw(), clear=True)))
+    photo = as_canvas(png_bytes(Image.fromarray(255 - draw()).convert("RGB"), "JPEG"))
+
+    assert isinstance(grey, Image.Image) and isinstance(clear, Image.Image)
+    assert isinstance(photo, Image.Image)
+    assert (grey.mode, clear.mode, photo.mode) == ("L", "RGBA", "L")
+    assert np.array_equal(np.asarray(grey), draw())
+    assert as_canvas(grey) is grey  # a canvas is its own canvas: nothing decoded twice
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_as_canvas_reduces_a_12_megapixel_photo_to_the_work_size(
+    fmt: str, reference: np.ndarray
+) -> None:
+    paper = np.full((3000, 4000), 255, dtype=np.uint8)
+    paper[380:2620, 880:3120] = _enlarged(255 - draw(), 8)  # a digit photographed close up
+    canvas = as_canvas(png_bytes(paper, fmt))
+
+    assert isinstance(canvas, Image.Image)
+    assert canvas.size == (1000, 750) and canvas.width * canvas.height <= MAX_WORK_PIXELS
+    assert similarity(to_mnist(canvas), reference) > 0.9
+
+
+@pytest.mark.parametrize("shape", [(1601, 2003, 4), (3001, 1999, 3), (2500, 1777)])
+def test_reduction_a_strip_at_a_time_equals_pillows_reduce(shape: tuple[int, ...]) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    mode = "RGBA" if image.mode == "RGBA" else "L"
+
+    canvas = as_canvas(image)
+
+    assert isinstance(canvas, Image.Image)
+    factor = 2 if pixels.shape[0] * pixels.shape[1] <= 4 * MAX_WORK_PIXELS else 4
+    assert np.array_equal(np.asarray(canvas), np.asarray(image.convert(mode).reduce(factor)))
+    assert np.array_equal(as_canvas(pixels), np.asarray(image.reduce(factor)))
+
+
+def test_as_canvas_reads_a_large_drawing_like_a_small_one(reference: np.ndarray) -> None:
+    big = _enlarged(draw(), 8)  # 2240x2240, over the work size
+    assert similarity(to_mnist(as_canvas(big)), reference) > 0.99
+    assert similarity(to_mnist(png_bytes(big)), reference) > 0.99
+
+
+def test_as_canvas_turns_a_photo_upright_from_its_exif_orientation() -> None:
+    upright = draw()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    Image.fromarray(upright).rotate(90, expand=True).save(buffer, "JPEG", exif=exif, quality=95)
+
+    canvas = as_canvas(buffer.getvalue())
+
+    assert isinstance(canvas, Image.Image)
+    assert similarity(to_mnist(canvas), to_mnist(upright)) > 0.95
+    assert np.array_equal(np.asarray(as_canvas(canvas)), np.asarray(canvas))  # once only
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "PPM", "ICO"])
+def test_as_canvas_refuses_formats_other_than_png_jpeg_and_webp(fmt: str) -> None:
+    with pytest.raises(InvalidImageError, match="PNG, JPEG or WebP"):
+        as_canvas(png_bytes(draw(), fmt))
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        _png_header_only(4001, 3000),  # just over 12 megapixels
+        _png_header_only(100_000, 100_000),  # over Pillow's own limit too
+        png_bytes(Image.new("RGB", (1921, 1080)), "WEBP"),  # WebP: full HD at most
+    ],
+    ids=["png-12mp", "png-over-pillow-limit", "webp-over-full-hd"],
+)
+def test_as_canvas_refuses_too_many_pixels_before_decoding(upload: bytes) -> None:
+    with pytest.raises(ImageTooLargeError, match="too large"):
+        as_canvas(upload)
+
+
+def test_encode_png_keeps_the_pixels_and_nothing_else_of_an_upload() -> None:
+    upload = io.BytesIO()
+    Image.fromarray(draw()).save(upload, "PNG", icc_profile=b"\0" * 4096)
+    sent = upload.getvalue() + b"junk after the end" * 1000
+
+    stored = encode_png(sent)
+
+    assert b"junk" not in stored and b"iCCP" not in stored
+    assert len(stored) < len(sent)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), draw())

@@ -44,11 +44,16 @@ def test_service_predict_logs_the_row_with_both_images(
     assert np.asarray(model_input).max() > 200  # white digit on black
 
 
-def test_service_predict_keeps_png_uploads_byte_for_byte(
+def test_service_predict_stores_png_uploads_reencoded_never_as_sent(
     service: PredictionService, digit_png: bytes
 ) -> None:
-    result = service.predict(digit_png, session_id="s1")
-    assert _canvas_png(service, result.id) == digit_png
+    padded = digit_png + b"junk after the end" * 1000
+    result = service.predict(padded, session_id="s1")
+    stored = _canvas_png(service, result.id)
+    assert b"junk" not in stored
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(stored))), np.asarray(Image.open(io.BytesIO(digit_png)))
+    )
 
 
 def test_service_predict_reencodes_jpeg_and_arrays_as_png(

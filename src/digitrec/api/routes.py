@@ -57,8 +57,9 @@ class ReadinessPublic(BaseModel):
     },
 )
 def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
-    """Recognise the digit in a PNG or JPEG image and log the prediction.
+    """Recognise the digit in a PNG, JPEG or WebP image and log the prediction.
 
+    Any other format is refused (422); over 12 megapixels (WebP: over 1920x1080) is a 413.
     Send JSON `{"image": <base64>, "session_id": ..., "model": ...}` or a multipart upload with
     the image in the field `file`. Without a session id the prediction starts a new session.
     """

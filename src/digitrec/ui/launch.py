@@ -1,11 +1,11 @@
-"""Start the page with ``streamlit run`` (what ``digitrec app`` calls)."""
+"""Start the page with ``streamlit run`` in place of this process (``digitrec app``)."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 PAGE_PATH = Path(__file__).with_name("page.py")
 
@@ -34,8 +34,11 @@ def app_command(host: str, port: int) -> list[str]:
     ]
 
 
-def run_app(host: str, port: int) -> None:
-    """Serve the page at http://host:port until interrupted."""
-    # Ctrl-C reaches Streamlit too, which shuts itself down.
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(app_command(host, port), check=True)
+def run_app(host: str, port: int) -> NoReturn:
+    """Serve the page at http://host:port until stopped; this process becomes Streamlit."""
+    command = app_command(host, port)
+    # exec, not a child process: SIGTERM (a container stopping, where this is PID 1) and
+    # Ctrl-C reach Streamlit itself, which stops cleanly, and no orphan keeps the port.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
