@@ -46,6 +46,10 @@ class StorageUnavailableError(RuntimeError):
     """The database cannot be reached (down, refusing connections, or locked too long)."""
 
 
+class OutboxFullError(StorageUnavailableError):
+    """The database takes no writes and the outbox already holds as many as it may."""
+
+
 class ErrorCode(NamedTuple):
     """How an error travels over HTTP."""
 
@@ -62,6 +66,7 @@ ERROR_CODES: dict[type[Exception], ErrorCode] = {
     InvalidDigitError: ErrorCode(422, "invalid_digit"),
     PredictionNotFoundError: ErrorCode(404, "prediction_not_found"),
     StorageUnavailableError: ErrorCode(503, "storage_unavailable"),
+    OutboxFullError: ErrorCode(503, "outbox_full"),
 }
 
 # The reverse table, for clients: error code -> exception.

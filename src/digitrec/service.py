@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import SQLAlchemyError
 
 from digitrec.config import Settings, get_settings
 from digitrec.contract import (
@@ -27,23 +25,41 @@ from digitrec.inference import available_models, load_predictor
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
 from digitrec.schemas import PredictionFields, PredictionPublic, PredictionsPublic, StatsPublic
 from digitrec.storage import (
+    DatabaseGuard,
     Feedback,
     Outbox,
     PredictionRecord,
     apply_pending,
+    check_writable,
     count_outcomes,
     create_engine_from_url,
     fetch_image_png,
     insert_prediction,
     list_predictions,
-    ping,
     set_feedback,
     upgrade,
 )
+from digitrec.storage.replayer import REPLAY_INTERVAL_S, Replayer
 
 logger = logging.getLogger(__name__)
 
 DIGITS = range(10)
+T = TypeVar("T")
+
+
+class OutboxState(TypedDict):
+    """Writes waiting in the outbox for the database, and how many it may hold."""
+
+    pending: int
+    capacity: int
+
+
+class Readiness(TypedDict):
+    """What `ready()` found: the model loads; the database takes a write now; the outbox."""
+
+    model: bool
+    database: bool
+    outbox: OutboxState
 
 
 class PredictionService:
@@ -57,6 +73,8 @@ class PredictionService:
         model_dir: Path | None = None,
         default_model: str = "default",
         schema_ready: bool = True,
+        guard: DatabaseGuard | None = None,
+        replay_interval_s: float | None = REPLAY_INTERVAL_S,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
@@ -65,6 +83,13 @@ class PredictionService:
         # False when the database was down at start: migrate before its first use.
         self._schema_ready = schema_ready
         self._schema_lock = threading.Lock()
+        # Every write a request waits for goes through the guard: a deadline and a breaker.
+        self.guard = guard or DatabaseGuard()
+        # Queued writes are replayed by a thread of this service (None: only flush_outbox).
+        self._replayer: Replayer | None = None
+        if replay_interval_s is not None:
+            self._replayer = Replayer(self._replay_when_writable, interval_s=replay_interval_s)
+            self._replayer.start()
 
     def predict(
         self, image: ImageSource, *, session_id: str, model: str | None = None
@@ -92,8 +117,7 @@ class PredictionService:
             canvas_png=encode_png(canvas),
         )
         try:
-            self._replay_queued(wait=False)
-            insert_prediction(self._ready_engine(), record)
+            self._write(insert_prediction, record)
             logged = True
         except StorageUnavailableError:
             self.outbox.append_prediction(record)
@@ -107,8 +131,7 @@ class PredictionService:
         )
         unavailable: StorageUnavailableError | None = None
         try:
-            self._replay_queued(wait=True)
-            row = set_feedback(self._ready_engine(), feedback)
+            row = self._write(set_feedback, feedback)
             if row is not None:
                 return _public_from_row(row)
         except StorageUnavailableError as exc:
@@ -160,8 +183,9 @@ class PredictionService:
         """Names of the models this service can run."""
         return available_models(self.model_dir)
 
-    def ready(self) -> dict[str, bool]:
-        """Whether the default model loads and the database answers."""
+    def ready(self) -> Readiness:
+        """Whether the default model loads, whether the database takes a write now (found
+        out within the write deadline), and how full the outbox is."""
         try:
             load_predictor(self.default_model, self.model_dir)
             model_ok = True
@@ -169,10 +193,12 @@ class PredictionService:
             logger.warning("model %r cannot be loaded: %s", self.default_model, exc)
             model_ok = False
         try:
-            database_ok = ping(self._ready_engine())
+            self._write(check_writable)
+            database_ok = True
         except StorageUnavailableError:
             database_ok = False
-        return {"model": model_ok, "database": database_ok}
+        outbox = OutboxState(pending=self.outbox.count(), capacity=self.outbox.capacity)
+        return Readiness(model=model_ok, database=database_ok, outbox=outbox)
 
     def flush_outbox(self) -> int:
         """Write the queued rows and labels now; returns how many (raises if still down)."""
@@ -185,11 +211,21 @@ class PredictionService:
             self._schema_ready = True
 
     def close(self) -> None:
-        """Release pooled connections and this process's outbox file."""
+        """Stop replaying; release the guard's threads, pooled connections, the outbox file."""
+        if self._replayer is not None:
+            self._replayer.stop()
+        self.guard.close()
         self.engine.dispose()
         self.outbox.close()
 
     def _ready_engine(self) -> Engine:
+        """The engine for a read: none while the database is not answering (a read would
+        hang until the call limit; a 503 now is better)."""
+        if self.guard.stalled:
+            raise StorageUnavailableError("the database is not answering; try again shortly")
+        return self._migrated_engine()
+
+    def _migrated_engine(self) -> Engine:
         if not self._schema_ready:
             with self._schema_lock:
                 if not self._schema_ready:
@@ -197,23 +233,39 @@ class PredictionService:
                     self._schema_ready = True
         return self.engine
 
+    def _write(self, write: Callable[..., T], *args: Any) -> T:
+        """`write(engine, *args)` through the guard: StorageUnavailableError within the write
+        deadline if the database does not take it."""
+        was_closed = self.guard.closed
+        result = self.guard.call(lambda: write(self._migrated_engine(), *args))
+        if not was_closed and self._replayer is not None:
+            self._replayer.wake()  # the database is back: replay what queued meanwhile
+        return result
+
+    def _replay_when_writable(self) -> int:
+        """The background replay: if anything waits and the database takes a write now."""
+        if self.guard.closed and self._schema_ready and not self.outbox.has_pending():
+            return 0
+        self._write(check_writable)  # also the breaker's trial, and the first migration
+        try:
+            return self._replay_queued(wait=False)
+        except StorageUnavailableError as exc:  # it took a write, yet refused the queue
+            logger.warning("the outbox could not be replayed: %s", exc)
+            raise
+
     def _replay_queued(self, *, wait: bool) -> int:
         if not self.outbox.has_pending():
             return 0
-        engine = self._ready_engine()
-        try:
-            return self.outbox.drain(lambda r, f: apply_pending(engine, r, f), wait=wait)
-        except StorageUnavailableError:
-            raise
-        except SQLAlchemyError:
-            # A queued write the database rejects stays queued for a person to look at;
-            # it must not block new predictions.
-            logger.exception("the outbox could not be replayed")
-            return 0
+        engine = self._migrated_engine()
+        # Raises StorageUnavailableError when the database refuses a batch; everything stays
+        # queued and the replayer tries again later.
+        return self.outbox.drain(lambda r, f: apply_pending(engine, r, f), wait=wait)
 
     def _try_replay(self) -> None:
-        with contextlib.suppress(StorageUnavailableError):  # the read that follows reports it
-            self._replay_queued(wait=True)
+        # Reads never replay themselves (a request must not wait for the outbox); they only
+        # ask the background replay to look now.
+        if self._replayer is not None:
+            self._replayer.wake()
 
 
 def build_service(
@@ -224,13 +276,17 @@ def build_service(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     service = PredictionService(
         create_engine_from_url(settings.resolved_database_url),
-        Outbox(settings.outbox_path),
+        Outbox(settings.outbox_path, capacity=settings.outbox_capacity),
         model_dir=model_dir or settings.model_dir,
         default_model=settings.default_model,
         schema_ready=False,
     )
     try:
         service.migrate()
+        # Open the first pooled connection now, without the write deadline: a cold connection
+        # (connect, session settings, the driver's first queries) must not count against the
+        # first request's write on a busy machine.
+        check_writable(service.engine)
     except StorageUnavailableError:
         # Start anyway: predictions queue in the outbox and the schema is made on first contact.
         logger.warning("database unavailable at start; writes will queue in the outbox")

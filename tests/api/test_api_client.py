@@ -42,7 +42,11 @@ def test_client_covers_feedback_history_stats_models_and_ready(
     assert page.count == 1 and page.data[0].id == prediction.id
     assert stats.total == 1 and stats.confusion[5][prediction.prediction] == 1
     assert api.models() == ["default", "lenet5"]
-    assert api.ready() == {"model": True, "database": True}
+    assert api.ready() == {
+        "model": True,
+        "database": True,
+        "outbox": {"pending": 0, "capacity": 50_000},
+    }
     assert api.image_png(prediction.id).startswith(b"\x89PNG")
 
 
@@ -75,7 +79,11 @@ def test_client_raises_storage_unavailable_when_the_api_database_is_down(
         offline_api.history()
     with pytest.raises(StorageUnavailableError):
         offline_api.stats()
-    assert offline_api.ready() == {"model": True, "database": False}
+    assert offline_api.ready() == {
+        "model": True,
+        "database": False,
+        "outbox": {"pending": 1, "capacity": 50_000},  # the prediction above
+    }
 
 
 def test_client_reports_an_unreachable_api(closed_port: int) -> None:
@@ -83,7 +91,11 @@ def test_client_reports_an_unreachable_api(closed_port: int) -> None:
 
     with pytest.raises(ApiUnavailableError):
         api.models()
-    assert api.ready() == {"model": False, "database": False}
+    assert api.ready() == {
+        "model": False,
+        "database": False,
+        "outbox": {"pending": 0, "capacity": 0},
+    }
     api.close()
 
 

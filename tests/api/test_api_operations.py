@@ -22,14 +22,25 @@ def test_ready_when_model_and_database_are(client: TestClient) -> None:
     response = client.get("/ready")
 
     assert response.status_code == 200
-    assert response.json() == {"model": True, "database": True}
+    assert response.json() == {
+        "model": True,
+        "database": True,
+        "outbox": {"pending": 0, "capacity": 50_000},
+    }
 
 
-def test_ready_answers_503_without_the_database(offline_client: TestClient) -> None:
+def test_ready_answers_200_without_the_database_while_the_outbox_has_room(
+    offline_client: TestClient,
+) -> None:
     response = offline_client.get("/ready")
 
-    assert response.status_code == 503
-    assert response.json() == {"model": True, "database": False}
+    # Predictions are still kept, in the outbox (tests/api/test_api_readiness.py).
+    assert response.status_code == 200
+    assert response.json() == {
+        "model": True,
+        "database": False,
+        "outbox": {"pending": 0, "capacity": 50_000},
+    }
     assert offline_client.get("/health").status_code == 200
 
 
@@ -40,7 +51,11 @@ def test_ready_answers_503_without_the_model(settings: Settings, tmp_path: Path)
         response = client.get("/ready")
 
     assert response.status_code == 503
-    assert response.json() == {"model": False, "database": True}
+    assert response.json() == {
+        "model": False,
+        "database": True,
+        "outbox": {"pending": 0, "capacity": 50_000},
+    }
 
 
 def test_without_the_database_reads_answer_503_and_predictions_still_work(

@@ -123,7 +123,8 @@ def test_two_workers_serve_and_metrics_add_up_over_both(
         assert _metric_total(text, "digitrec_predictions_total") == 40
     with ApiClient(live_server.url) as api:
         assert api.history(limit=1).count == 40
-        assert api.ready() == {"model": True, "database": True}
+        readiness = api.ready()
+        assert readiness["model"] is True and readiness["database"] is True
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,9 +33,20 @@ def locked_sqlite(tmp_path: Path) -> Iterator[tuple[str, sqlite3.Connection]]:
 
 
 def quick_service(url: str, outbox_dir: Path, model_dir: Path) -> PredictionService:
-    """A service that gives up on a locked SQLite after 0.2 s instead of 5 s."""
+    """A service that gives up on a locked SQLite after 0.2 s instead of 5 s, and replays
+    its outbox only when the test says so (flush_outbox), not in the background."""
     engine = create_engine_from_url(url, busy_timeout_s=0.2)
-    return PredictionService(engine, Outbox(outbox_dir), model_dir=model_dir)
+    return PredictionService(
+        engine, Outbox(outbox_dir), model_dir=model_dir, replay_interval_s=None
+    )
+
+
+def wait_until_replayed(service: PredictionService, timeout_s: float = 30.0) -> None:
+    """Wait, sending no request, until the service's background replay emptied the outbox."""
+    deadline = time.monotonic() + timeout_s
+    while service.outbox.count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert service.outbox.count() == 0, "the outbox was not replayed"
 
 
 def test_outage_sqlite_locked_queues_writes_and_flush_replays_them(
@@ -90,10 +102,9 @@ def test_outage_another_worker_replays_a_queued_row_and_its_feedback(
     worker_b.submit_feedback(queued.id, 7)  # the feedback request lands on the other worker
     blocker.execute("ROLLBACK")
 
-    after = worker_b.predict(make_digit("one"), session_id="s")  # next write replays the queue
-    assert after.logged
+    assert worker_b.flush_outbox() == 2  # worker A's row, then worker B's label on it
     rows = {p.id: p.actual for p in worker_a.history().data}
-    assert rows == {queued.id: 7, after.id: None}
+    assert rows == {queued.id: 7}
     worker_a.close()
     worker_b.close()
 
@@ -126,7 +137,8 @@ def test_outage_postgres_killed_mid_session_loses_no_row(
     assert (settings.outbox_path).is_dir()
 
     disposable_postgres.start()
-    after = service.predict(make_digit("seven"), session_id="s")  # replays the queue first
+    wait_until_replayed(service)  # in the background: no request needed
+    after = service.predict(make_digit("seven"), session_id="s")
     assert after.logged
 
     history = service.history(session_id="s", limit=100)
@@ -136,7 +148,11 @@ def test_outage_postgres_killed_mid_session_loses_no_row(
     actuals = {p.id: p.actual for p in history.data}
     assert (actuals[logged[0].id], actuals[queued[1].id]) == (1, 7)
     assert service.stats().pending_writes == 0
-    assert service.ready() == {"model": True, "database": True}
+    assert service.ready() == {
+        "model": True,
+        "database": True,
+        "outbox": {"pending": 0, "capacity": settings.outbox_capacity},
+    }
     service.close()
 
 
@@ -175,6 +191,6 @@ def test_outage_postgres_down_at_start_migrates_and_replays_when_back(
     assert not queued.logged
 
     disposable_postgres.start()
-    assert service.flush_outbox() == 1
+    wait_until_replayed(service)  # migrated, then replayed, by the background thread
     assert [p.id for p in service.history().data] == [queued.id]
     service.close()

@@ -203,12 +203,13 @@ def test_service_concurrent_predictions_lose_no_row(
     assert all(p.logged for p in history.data)
 
 
-def test_service_ready_reports_model_and_database(
+def test_service_ready_reports_model_database_and_outbox(
     service: PredictionService, settings: Settings, tmp_path: Path
 ) -> None:
-    assert service.ready() == {"model": True, "database": True}
+    outbox = {"pending": 0, "capacity": settings.outbox_capacity}
+    assert service.ready() == {"model": True, "database": True, "outbox": outbox}
     missing = build_service(settings, model_dir=tmp_path / "empty")
-    assert missing.ready() == {"model": False, "database": True}
+    assert missing.ready() == {"model": False, "database": True, "outbox": outbox}
     assert missing.models() == []
     missing.close()
 

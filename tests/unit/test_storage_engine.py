@@ -6,7 +6,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from digitrec.storage.engine import create_engine_from_url, is_sqlite, sqlite_file
+from digitrec.storage.engine import (
+    POOL_TIMEOUT_S,
+    create_engine_from_url,
+    is_sqlite,
+    sqlite_file,
+)
 
 
 def test_engine_sqlite_uses_wal_normal_sync_and_busy_timeout(tmp_path: Path) -> None:
@@ -41,3 +46,20 @@ def test_engine_is_sqlite_tells_backends_apart(tmp_path: Path) -> None:
     assert sqlite_file(f"sqlite:///{tmp_path}/x.db") == tmp_path / "x.db"
     assert sqlite_file("sqlite://") is None
     assert sqlite_file("postgresql+psycopg://u@h/db") is None
+
+
+def test_engine_postgres_sessions_time_out_statements_and_lock_waits(postgres_url: str) -> None:
+    engine = create_engine_from_url(postgres_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "5s"
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == "1s"
+        assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "30s"
+    engine.dispose()
+    assert engine.pool.timeout() == POOL_TIMEOUT_S  # type: ignore[attr-defined]
+
+    # Migrations: no statement or lock timeout (a second worker waits for the first's).
+    unbounded = create_engine_from_url(postgres_url, statement_timeout_s=None, lock_timeout_s=None)
+    with unbounded.connect() as conn:
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == "0"
+    unbounded.dispose()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from digitrec.contract import OutboxFullError
 from digitrec.storage import Feedback, Outbox, PredictionRecord
+from digitrec.storage.outbox import QUEUE_SUFFIX
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -208,3 +212,160 @@ def test_outbox_reads_lines_written_before_the_record_codec(tmp_path: Path) -> N
         make_record("a1", canvas=None).model_copy(update={"image_png": b"\x89PNG"})
     ]
     assert applied.feedback == [Feedback(uid="a1", actual=7, feedback_at=T0)]
+
+
+# --- cost on the request path, the cap, replays that run beside appends --------------------
+
+QUEUED_ROWS = 10_000
+
+
+def _forbid_reading_queue_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every read of a queue file (.jsonl) fail; returns the files that were opened."""
+    opened: list[str] = []
+
+    def is_queue(fd: int) -> bool:
+        return os.readlink(f"/proc/self/fd/{fd}").endswith(QUEUE_SUFFIX)
+
+    real_read, real_pread, real_open = os.read, os.pread, os.open
+
+    def guarded_read(fd: int, n: int) -> bytes:
+        assert not is_queue(fd), "a queue file was read"
+        return real_read(fd, n)
+
+    def guarded_pread(fd: int, n: int, offset: int) -> bytes:
+        assert not is_queue(fd), "a queue file was read"
+        return real_pread(fd, n, offset)
+
+    def recording_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a queue file was read")
+
+    monkeypatch.setattr(os, "read", guarded_read)
+    monkeypatch.setattr(os, "pread", guarded_pread)
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
+    return opened
+
+
+def test_outbox_count_and_append_do_not_read_queue_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    this_process, other_process = Outbox(tmp_path), Outbox(tmp_path)
+    with monkeypatch.context() as fast:
+        fast.setattr(os, "fsync", lambda fd: None)  # filling 10k rows needs no durability
+        for i in range(QUEUED_ROWS):
+            (this_process if i % 2 else other_process).append_prediction(make_record())
+
+    opened = _forbid_reading_queue_files(monkeypatch)
+    assert this_process.count() == QUEUED_ROWS
+    this_process.append_prediction(make_record())
+    other_process.append_feedback(Feedback(uid="x", actual=1, feedback_at=T0))
+    assert Outbox(tmp_path).count() == QUEUED_ROWS + 2  # a third process sees all of them
+    assert this_process.has_pending()
+    # Appends open no queue file for reading (the own file stays open for writing).
+    assert not [path for path in opened if path.endswith(QUEUE_SUFFIX)]
+
+
+def test_outbox_refuses_appends_past_its_capacity(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = Outbox(tmp_path, capacity=2)
+    outbox.append_prediction(make_record())
+    Outbox(tmp_path, capacity=2).append_prediction(make_record())  # another process's row
+
+    with pytest.raises(OutboxFullError, match="outbox is full"):
+        outbox.append_prediction(make_record())
+    with pytest.raises(OutboxFullError):
+        outbox.append_feedback(Feedback(uid="x", actual=1, feedback_at=T0))
+    assert outbox.count() == 2
+    assert [r.message for r in caplog.records].count(
+        f"outbox {tmp_path} is full (2 writes queued, capacity 2): refusing writes until "
+        "the database takes them"
+    ) == 1  # logged once, not once per refusal
+
+    assert outbox.drain(Collector()) == 2
+    outbox.append_prediction(make_record())  # room again
+    assert outbox.count() == 1
+
+
+def test_outbox_appends_go_on_while_a_replay_applies(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    first, during = make_record(), make_record()
+    outbox.append_prediction(first)
+    inside, release = threading.Event(), threading.Event()
+    applied = Collector()
+
+    def slow_apply(records: Sequence[PredictionRecord], feedback: Sequence[Feedback]) -> None:
+        inside.set()
+        release.wait(10)
+        applied(records, feedback)
+
+    replay = threading.Thread(target=outbox.drain, args=(slow_apply,))
+    replay.start()
+    assert inside.wait(10)
+    appender = threading.Thread(target=outbox.append_prediction, args=(during,))
+    appender.start()
+    appender.join(10)
+    appended_during_replay = not appender.is_alive()
+    release.set()
+    replay.join(10)
+
+    assert appended_during_replay  # it did not wait for the replay's transaction
+    assert applied.records == [first]
+    assert outbox.count() == 1 and outbox.find_prediction(during.uid) == during
+
+
+def test_outbox_replays_in_batches_inserts_before_feedback(tmp_path: Path) -> None:
+    worker_a, worker_b = Outbox(tmp_path), Outbox(tmp_path)
+    records = [make_record() for _ in range(5)]
+    for i, record in enumerate(records):
+        (worker_a if i % 2 else worker_b).append_prediction(record)
+    labels = [
+        Feedback(uid=records[i].uid, actual=i, feedback_at=T0 + timedelta(seconds=10 - i))
+        for i in range(3)
+    ]
+    worker_b.append_feedback(labels[0])
+    worker_a.append_feedback(labels[1])
+    worker_a.append_feedback(labels[2])
+    calls: list[tuple[list[str], list[int]]] = []
+
+    def apply(batch: Sequence[PredictionRecord], feedback: Sequence[Feedback]) -> None:
+        calls.append(([r.uid for r in batch], [f.actual for f in feedback]))
+
+    assert worker_a.drain(apply, batch_rows=2) == 8
+
+    assert all(len(uids) <= 2 and len(actuals) <= 2 for uids, actuals in calls)
+    inserted = [uid for uids, _ in calls for uid in uids]
+    assert sorted(inserted) == sorted(r.uid for r in records)
+    first_feedback = next(i for i, (_, actuals) in enumerate(calls) if actuals)
+    assert not any(uids for uids, _ in calls[first_feedback + 1 :])  # no insert after it
+    assert [a for _, actuals in calls for a in actuals] == [2, 1, 0]  # oldest label first
+
+
+def test_outbox_a_replay_cut_short_is_applied_again_in_full(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    records = [make_record() for _ in range(3)]
+    for record in records:
+        outbox.append_prediction(record)
+    seen: list[str] = []
+
+    def fail_on_second_batch(
+        batch: Sequence[PredictionRecord], feedback: Sequence[Feedback]
+    ) -> None:
+        if seen:
+            raise ConnectionError("the database went away mid-replay")
+        seen.extend(r.uid for r in batch)
+
+    with pytest.raises(ConnectionError):
+        outbox.drain(fail_on_second_batch, batch_rows=2)
+    assert outbox.count() == 3 and outbox.has_pending()
+    assert outbox.find_prediction(records[2].uid) == records[2]  # claimed, still findable
+
+    applied = Collector()
+    assert outbox.drain(applied) == 3  # the first batch again too: inserts are idempotent
+    assert [r.uid for r in applied.records] == [r.uid for r in records]
+    assert outbox.count() == 0 and not outbox.has_pending()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import random
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from digitrec.storage import (
     Feedback,
     PredictionRecord,
+    StorageUnavailableError,
     apply_pending,
+    check_writable,
     count_outcomes,
     create_engine_from_url,
     fetch_image_png,
@@ -165,3 +170,73 @@ def test_repository_rejects_non_digit_predictions_and_labels(engine: Engine) -> 
 
 def test_repository_ping_answers_true_when_up(engine: Engine) -> None:
     assert ping(engine)
+
+
+def test_repository_set_feedback_never_replaces_a_newer_label(engine: Engine) -> None:
+    record = make_record(4)
+    insert_prediction(engine, record)
+    newer = Feedback(uid=record.uid, actual=9, feedback_at=T0 + timedelta(seconds=2))
+    older = Feedback(uid=record.uid, actual=1, feedback_at=T0 + timedelta(seconds=1))
+    set_feedback(engine, newer)
+
+    row = set_feedback(engine, older)  # arrives later, was given earlier
+
+    assert row is not None  # the row exists: the answer is the row as it stands
+    assert (row["actual"], row["feedback_at"]) == (9, newer.feedback_at)
+
+
+CONTENDED_ROWS = 40
+LABELS_PER_ROW = 8
+
+
+def test_repository_concurrent_labels_the_newest_always_wins(engine: Engine) -> None:
+    # Each row gets 8 labels at once, from threads (live requests and outbox replays mixed)
+    # that commit in whatever order the database lets them; the newest must stay.
+    records = [make_record(1) for _ in range(CONTENDED_ROWS)]
+    apply_pending(engine, records, [])
+    rng = random.Random(0)
+    jobs = []
+    for record in records:
+        for i in range(LABELS_PER_ROW):
+            label = Feedback(uid=record.uid, actual=i, feedback_at=T0 + timedelta(seconds=i))
+            jobs.append((label, rng.random() < 0.5))
+    rng.shuffle(jobs)
+    start = threading.Barrier(8)
+
+    def write(job: tuple[Feedback, bool]) -> None:
+        label, replayed = job
+        if replayed:
+            apply_pending(engine, [], [label])
+        else:
+            set_feedback(engine, label)
+
+    def worker(chunk: list[tuple[Feedback, bool]]) -> None:
+        start.wait(30)
+        for job in chunk:
+            write(job)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(worker, [jobs[i::8] for i in range(8)]))
+
+    rows, count = list_predictions(engine, limit=1000)
+    assert count == CONTENDED_ROWS
+    newest = T0 + timedelta(seconds=LABELS_PER_ROW - 1)
+    assert {(r["actual"], r["feedback_at"]) for r in rows} == {(LABELS_PER_ROW - 1, newest)}
+
+
+def test_repository_every_database_error_is_storage_unavailable(engine: Engine) -> None:
+    insert_prediction(engine, make_record())
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE prediction_logs RENAME TO prediction_logs_moved"))
+
+    with pytest.raises(StorageUnavailableError, match="database unavailable"):
+        insert_prediction(engine, make_record())
+    with pytest.raises(StorageUnavailableError):
+        list_predictions(engine)
+    with pytest.raises(StorageUnavailableError):
+        check_writable(engine)
+
+
+def test_repository_check_writable_passes_and_writes_nothing(engine: Engine) -> None:
+    check_writable(engine)
+    assert list_predictions(engine)[1] == 0

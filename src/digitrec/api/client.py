@@ -7,7 +7,7 @@ prediction = client.predict(canvas_rgba, session_id="3f2a9c0d")
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -21,6 +21,9 @@ from digitrec.contract import (
 )
 from digitrec.preprocessing import ImageSource, encode_png
 from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
+
+if TYPE_CHECKING:  # a dict at run time: the page in API mode imports no SQL or model code
+    from digitrec.service import Readiness
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -112,15 +115,30 @@ class ApiClient:
         names: list[str] = self._call("GET", "/models")
         return names
 
-    def ready(self) -> dict[str, bool]:
-        """`{"model": ..., "database": ...}` from the service; all False if it is unreachable."""
+    def ready(self) -> Readiness:
+        """`{"model", "database", "outbox": {"pending", "capacity"}}` as the service found
+        them; nothing ready and an empty outbox if the service cannot be reached."""
+        unreachable: Readiness = {
+            "model": False,
+            "database": False,
+            "outbox": {"pending": 0, "capacity": 0},
+        }
         try:
             response = self._http.get("/ready")
         except httpx.HTTPError:
-            return {"model": False, "database": False}
+            return unreachable
         if response.status_code not in (200, 503):
-            return {"model": False, "database": False}
-        return {key: bool(value) for key, value in response.json().items()}
+            return unreachable
+        body = response.json()
+        outbox = body.get("outbox") or {}
+        return {
+            "model": bool(body.get("model")),
+            "database": bool(body.get("database")),
+            "outbox": {
+                "pending": int(outbox.get("pending", 0)),
+                "capacity": int(outbox.get("capacity", 0)),
+            },
+        }
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by route and status, latency, predictions by digit.
+"""Prometheus metrics: requests by route and status, latency, predictions by digit, and the
+writes waiting in the outbox.
 
 With several uvicorn workers each worker is its own process. When `PROMETHEUS_MULTIPROC_DIR`
 is set (`run_server` sets it for more than one worker), every worker writes its samples to
@@ -7,14 +8,17 @@ files there and `/metrics`, whichever worker answers it, adds up all of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -24,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digitrec.schemas import PredictionPublic
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path, so fuzzing can't grow series
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -45,6 +50,19 @@ UNLOGGED = Counter(
     "digitrec_predictions_queued_total",
     "Predictions answered while the database was down (their rows wait in the outbox).",
 )
+
+
+PENDING_WRITES = Gauge(
+    "digitrec_outbox_pending_writes",
+    "Writes waiting in the outbox for the database (every process sharing the outbox).",
+    # Each worker counts the same shared outbox: the latest count is the true one.
+    multiprocess_mode="mostrecent",
+)
+
+
+def record_outbox_pending(pending: int) -> None:
+    """Set the number of writes waiting in the outbox (refreshed by /ready and /metrics)."""
+    PENDING_WRITES.set(pending)
 
 
 def record_prediction(prediction: PredictionPublic) -> None:
@@ -73,6 +91,8 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == METRICS_PATH:
+            _refresh_outbox_pending(scope.get("app"))
         start = time.perf_counter()
         status = 500  # what the client sees if the app raises before answering
 
@@ -91,3 +111,11 @@ class MetricsMiddleware:
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY_S.labels(method, template).observe(time.perf_counter() - start)
+
+
+def _refresh_outbox_pending(app: Any) -> None:
+    """Count the outbox just before /metrics answers (a read of a few .count files)."""
+    service = getattr(getattr(app, "state", None), "service", None)
+    if service is not None:
+        with contextlib.suppress(OSError):  # a metric must never fail the scrape
+            record_outbox_pending(service.outbox.count())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from digitrec.api.deps import (
     PREDICT_REQUEST_BODY,
@@ -14,7 +15,7 @@ from digitrec.api.deps import (
     ServiceDep,
     SessionQuery,
 )
-from digitrec.api.metrics import record_prediction, render_metrics
+from digitrec.api.metrics import record_outbox_pending, record_prediction, render_metrics
 from digitrec.schemas import (
     ErrorPublic,
     FeedbackIn,
@@ -39,11 +40,26 @@ class HealthPublic(BaseModel):
     status: str = "ok"
 
 
-class ReadinessPublic(BaseModel):
-    """Whether the model is loaded and the database reachable (HTTP 503 unless both)."""
+class OutboxPublic(BaseModel):
+    """Writes waiting in the outbox for the database, and how many it may hold."""
 
-    model: bool
-    database: bool
+    pending: int
+    capacity: int
+
+
+class ReadinessPublic(BaseModel):
+    """Whether predictions can be accepted: the model loads, and the database takes writes or
+    the outbox has room for them (HTTP 503 otherwise)."""
+
+    model: bool = Field(description="The default model loads.")
+    database: bool = Field(description="The database takes a write now.")
+    outbox: OutboxPublic
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a prediction would be answered and kept."""
+        has_room = self.outbox.pending < self.outbox.capacity
+        return self.model and (self.database or has_room)
 
 
 @router.post(
@@ -137,13 +153,13 @@ async def health() -> HealthPublic:
     tags=["operations"],
     responses={503: {"model": ReadinessPublic, "description": "Not ready to serve."}},
 )
-def ready(service: ServiceDep, response: Response) -> ReadinessPublic:
-    """Readiness: the model is loaded and the database answers."""
-    checks = service.ready()
-    readiness = ReadinessPublic(
-        model=checks.get("model", False), database=checks.get("database", False)
-    )
-    if not (readiness.model and readiness.database):
+async def ready(service: ServiceDep, response: Response) -> ReadinessPublic:
+    """Readiness: the model loads, and predictions are kept (in the database, or in the
+    outbox while it has room). Answers within about a second, whatever the database does."""
+    # Not on the request threads: a probe must be answered even while they are all busy.
+    readiness = ReadinessPublic.model_validate(await asyncio.to_thread(service.ready))
+    record_outbox_pending(readiness.outbox.pending)
+    if not readiness.accepting:
         response.status_code = 503
     return readiness
 

@@ -2,11 +2,13 @@
 
 from digitrec.contract import StorageUnavailableError
 from digitrec.storage.engine import create_engine_from_url, is_sqlite
+from digitrec.storage.guard import DatabaseGuard
 from digitrec.storage.migrate import current_revision, head_revision, upgrade
 from digitrec.storage.outbox import Outbox
 from digitrec.storage.records import Feedback, PredictionRecord
 from digitrec.storage.repository import (
     apply_pending,
+    check_writable,
     count_outcomes,
     fetch_image_png,
     insert_prediction,
@@ -17,12 +19,14 @@ from digitrec.storage.repository import (
 from digitrec.storage.tables import PredictionLog, prediction_logs
 
 __all__ = [
+    "DatabaseGuard",
     "Feedback",
     "Outbox",
     "PredictionLog",
     "PredictionRecord",
     "StorageUnavailableError",
     "apply_pending",
+    "check_writable",
     "count_outcomes",
     "create_engine_from_url",
     "current_revision",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -9,15 +10,29 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+# Every wait on the database has a bound. (A request's write has a shorter one on top:
+# digitrec.storage.guard; a call stuck on a silent socket is cut: digitrec.storage.watchdog.)
 # A writer waits this long for SQLite's write lock before the row goes to the outbox.
 SQLITE_BUSY_TIMEOUT_S = 5.0
-# A PostgreSQL host that does not answer is reported unavailable after this long.
-PG_CONNECT_TIMEOUT_S = 3
+# A PostgreSQL host that does not answer is reported unavailable after this long (whole
+# seconds, at least 2: libpq's and psycopg's minimum).
+PG_CONNECT_TIMEOUT_S = 2
+# Server side, per session: no statement runs longer, no lock is waited for longer, and a
+# transaction whose client went silent is ended (its locks released).
+PG_STATEMENT_TIMEOUT_S = 5.0
+PG_LOCK_TIMEOUT_S = 1.0
+PG_IDLE_IN_TRANSACTION_TIMEOUT_S = 30.0
+# TCP keepalives and an unacknowledged-data limit: a peer that vanished (host down, network
+# cut) is noticed within about 20 s even while a call waits on the socket.
+PG_KEEPALIVE_IDLE_S = 10
+PG_KEEPALIVE_INTERVAL_S = 3
+PG_KEEPALIVE_COUNT = 3
+PG_TCP_USER_TIMEOUT_MS = 10_000
 # Per process: the API runs a few threads per worker; PostgreSQL's default allows 100 clients.
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
-# A request waits this long for a free pooled connection before the write is queued.
-POOL_TIMEOUT_S = 5.0
+# A call waits this long for a free pooled connection before it is reported unavailable.
+POOL_TIMEOUT_S = 1.0
 # Recycle connections before server or proxy idle timeouts cut them.
 POOL_RECYCLE_S = 1800
 
@@ -40,12 +55,24 @@ def create_engine_from_url(
     *,
     busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
     connect_timeout_s: int = PG_CONNECT_TIMEOUT_S,
+    statement_timeout_s: float | None = PG_STATEMENT_TIMEOUT_S,
+    lock_timeout_s: float | None = PG_LOCK_TIMEOUT_S,
     **kwargs: Any,
 ) -> Engine:
-    """An engine for the URL: SQLite in WAL mode with a busy timeout, or pooled PostgreSQL."""
+    """An engine for the URL: SQLite in WAL mode with a busy timeout, or pooled PostgreSQL
+    whose sessions time out statements and lock waits (None: no limit, for migrations)."""
     if is_sqlite(url):
         return _sqlite_engine(url, busy_timeout_s, **kwargs)
-    options: dict[str, Any] = {"connect_args": {"connect_timeout": connect_timeout_s}}
+    options: dict[str, Any] = {
+        "connect_args": {
+            "connect_timeout": connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": PG_KEEPALIVE_IDLE_S,
+            "keepalives_interval": PG_KEEPALIVE_INTERVAL_S,
+            "keepalives_count": PG_KEEPALIVE_COUNT,
+            "tcp_user_timeout": PG_TCP_USER_TIMEOUT_MS,
+        }
+    }
     if "poolclass" not in kwargs:
         # No pre-ping: it costs a round trip per request; the repository retries once
         # instead when a pooled connection turns out to be dead (after a server restart).
@@ -56,7 +83,28 @@ def create_engine_from_url(
             pool_recycle=POOL_RECYCLE_S,
         )
     options.update(kwargs)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    session_settings = {
+        "statement_timeout": statement_timeout_s,
+        "lock_timeout": lock_timeout_s,
+        "idle_in_transaction_session_timeout": PG_IDLE_IN_TRANSACTION_TIMEOUT_S,
+    }
+    limits = {
+        name: f"{round(seconds * 1000)}ms"
+        for name, seconds in session_settings.items()
+        if seconds is not None
+    }
+    event.listen(engine, "connect", functools.partial(_set_session_limits, limits=limits))
+    return engine
+
+
+def _set_session_limits(dbapi_connection: Any, _record: Any, *, limits: dict[str, str]) -> None:
+    # SET on each new connection rather than the `options` startup parameter, which poolers
+    # such as PgBouncer refuse by default. One round trip, committed so that it stays.
+    calls = ", ".join(f"set_config('{name}', %s, false)" for name in limits)
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SELECT {calls}", list(limits.values()))
+    dbapi_connection.commit()
 
 
 def _sqlite_engine(url: str | URL, busy_timeout_s: float, **kwargs: Any) -> Engine:

@@ -62,7 +62,11 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
     """Migrate the database at `url`; safe when several processes start at once."""
     from alembic import command
 
-    engine = create_engine_from_url(url, poolclass=NullPool)
+    # No statement or lock timeout: a migration may rewrite a large table, and the second of
+    # two starting workers waits for the first one's migration lock.
+    engine = create_engine_from_url(
+        url, poolclass=NullPool, statement_timeout_s=None, lock_timeout_s=None
+    )
     if is_sqlite(url):
         _begin_immediately(engine)
     config = alembic_config()

@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Update, func, select, text, update
+from sqlalchemy import Connection, Engine, Insert, Update, false, func, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from digitrec.contract import StorageUnavailableError
+from digitrec.storage.engine import PG_STATEMENT_TIMEOUT_S
 from digitrec.storage.records import Feedback, PredictionRecord
 from digitrec.storage.tables import prediction_logs
+from digitrec.storage.watchdog import WATCHDOG, Alarm
 
 T = TypeVar("T")
+
+# The longest one call (a transaction of a few statements) may hold its connection: past it
+# the watchdog cuts the connection. The server's statement timeout stops a slow query; this
+# stops a wait on a server, proxy or network that went silent.
+CALL_LIMIT_S = 2 * PG_STATEMENT_TIMEOUT_S
+
 
 # What history and feedback return: every column but the row number and the images, `uid`
 # under its public name.
@@ -33,10 +41,17 @@ def insert_prediction(engine: Engine, record: PredictionRecord) -> None:
 
 
 def set_feedback(engine: Engine, feedback: Feedback) -> RowMapping | None:
-    """Record the label and return the updated row; None when no row has that uid."""
-    # Unconditional: a label given now is the person's latest word on the prediction.
-    statement = _feedback_update(feedback, only_if_newer=False).returning(*PUBLIC_COLUMNS)
-    return _run(engine, lambda conn: conn.execute(statement).mappings().first())
+    """Record the label unless a newer one is there, and return the row as it now stands;
+    None when no row has that uid."""
+    statement = _feedback_update(feedback).returning(*PUBLIC_COLUMNS)
+    current = select(*PUBLIC_COLUMNS).where(prediction_logs.c.uid == feedback.uid)
+
+    def work(conn: Connection) -> RowMapping | None:
+        updated = conn.execute(statement).mappings().first()
+        # None: no such row, or a newer label won; the row as it stands says which.
+        return updated if updated is not None else conn.execute(current).mappings().first()
+
+    return _run(engine, work)
 
 
 def apply_pending(
@@ -48,7 +63,7 @@ def apply_pending(
         if records:
             conn.execute(_insert_ignoring_duplicates(engine), [r.model_dump() for r in records])
         for item in feedback:
-            conn.execute(_feedback_update(item, only_if_newer=True))
+            conn.execute(_feedback_update(item))
 
     _run(engine, work)
 
@@ -90,6 +105,26 @@ def fetch_image_png(engine: Engine, uid: str) -> bytes | None:
     return _run(engine, lambda conn: conn.execute(query).scalar_one_or_none())
 
 
+def check_writable(engine: Engine) -> None:
+    """Raise StorageUnavailableError unless the database takes a prediction and a label now.
+
+    An insert and an update that touch no row: they fail as a real write would on a
+    read-only database, a missing table or privilege, or a lock held past the lock timeout.
+    """
+    columns = [column for column in prediction_logs.c if column.name != "id"]
+    no_rows = select(*columns).where(false())
+    probes = (
+        insert(prediction_logs).from_select([column.name for column in columns], no_rows),
+        update(prediction_logs).where(false()).values(actual=None),
+    )
+
+    def work(conn: Connection) -> None:
+        for probe in probes:
+            conn.execute(probe)
+
+    _run(engine, work)
+
+
 def ping(engine: Engine) -> bool:
     """Whether the database answers a trivial query."""
     try:
@@ -109,35 +144,40 @@ def _insert_ignoring_duplicates(engine: Engine) -> Insert:
     raise NotImplementedError(f"unsupported database: {engine.dialect.name}")
 
 
-def _feedback_update(feedback: Feedback, *, only_if_newer: bool) -> Update:
+def _feedback_update(feedback: Feedback) -> Update:
+    # Only over an older label (or none), checked by the database row by row: of two labels
+    # racing (two requests, a request and a replay, a write given up on that lands late),
+    # the newer one stays whichever commits last. PostgreSQL re-checks the condition on the
+    # row a concurrent update committed; SQLite runs one writer at a time.
     c = prediction_logs.c
-    statement = (
+    return (
         update(prediction_logs)
         .where(c.uid == feedback.uid)
+        .where(c.feedback_at.is_(None) | (c.feedback_at <= feedback.feedback_at))
         .values(actual=feedback.actual, feedback_at=feedback.feedback_at)
     )
-    if only_if_newer:
-        # Replaying queued feedback late (or twice) never undoes a correction made since.
-        statement = statement.where(
-            c.feedback_at.is_(None) | (c.feedback_at <= feedback.feedback_at)
-        )
-    return statement
 
 
 def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction; a dead pooled connection is retried once."""
+    """Run `work` in one transaction, within CALL_LIMIT_S; any database failure becomes
+    StorageUnavailableError. A dead pooled connection (a server restart) is retried once."""
     for attempt in (1, 2):
+        alarm: Alarm | None = None
         try:
-            with engine.begin() as conn:
-                return work(conn)
+            with engine.connect() as conn:
+                dbapi_connection = conn.connection.dbapi_connection
+                with WATCHDOG.armed(dbapi_connection, CALL_LIMIT_S) as alarm, conn.begin():
+                    return work(conn)
         except sa_exc.DBAPIError as exc:
+            if alarm is not None and alarm.fired:
+                raise StorageUnavailableError(
+                    f"database unavailable: no answer within {CALL_LIMIT_S:g} s"
+                ) from exc
             if exc.connection_invalidated and attempt == 1:
                 continue  # the pool was emptied of stale connections: try a fresh one
-            if exc.connection_invalidated or isinstance(
-                exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
-            ):
-                raise StorageUnavailableError(f"database unavailable: {exc.orig}") from exc
-            raise
-        except sa_exc.TimeoutError as exc:
-            raise StorageUnavailableError("database unavailable: no free connection") from exc
+            # Refused, read-only, a missing table, a lock or statement timeout: whatever the
+            # database says, the caller cannot write now (a write goes to the outbox).
+            raise StorageUnavailableError(f"database unavailable: {exc.orig}") from exc
+        except sa_exc.SQLAlchemyError as exc:  # no free pooled connection, among others
+            raise StorageUnavailableError(f"database unavailable: {exc}") from exc
     raise AssertionError("unreachable")
