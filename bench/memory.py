@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 from load import canvas_png, start_server
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 
 REQUEST_TIMEOUT_S = 120
 KIB = 1024
@@ -48,6 +48,16 @@ def transparent_canvas(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def png_with_text(megabytes: int) -> bytes:
+    """A small drawing whose PNG carries `megabytes` of compressed text chunks."""
+    text = PngImagePlugin.PngInfo()
+    for i in range(megabytes):
+        text.add_text(f"note{i}", "x" * 1_000_000, zip=True)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(canvas_png(7))).save(buffer, format="PNG", pnginfo=text)
+    return buffer.getvalue()
+
+
 # name -> (how to make the upload, how many are sent at once)
 CASES: dict[str, tuple[Callable[[], bytes], int]] = {
     "PNG 4000x4000 paper (16 MP)": (lambda: paper_photo(4000, 4000, "PNG"), 1),
@@ -61,6 +71,7 @@ CASES: dict[str, tuple[Callable[[], bytes], int]] = {
     "WebP 4000x3000 paper (12 MP)": (lambda: paper_photo(4000, 3000, "WEBP"), 1),
     "WebP 1920x1080 paper (2 MP)": (lambda: paper_photo(1920, 1080, "WEBP"), 1),
     "WebP 1920x1080 paper, 4 at once": (lambda: paper_photo(1920, 1080, "WEBP"), 4),
+    "PNG with 70 MB of text, 4 at once": (lambda: png_with_text(70), 4),
 }
 
 

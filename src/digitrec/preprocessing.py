@@ -59,8 +59,8 @@ WORK_BOX_PX = 80  # thickness is normalised at 4x the box size, then reduced wit
 WORK_MARGIN_PX = 5  # room around the work image for the largest pen change (9x9 filter)
 
 
-# One picture is decoded at a time per process (a 12 MP PNG holds 48 MB until it is reduced,
-# a full-HD WebP 32 MB): concurrent requests add only their reduced pictures. Decoding is CPU
+# One upload is decoded at a time per process: a 12 MP PNG holds 48 MB until it is reduced, a
+# full-HD WebP 32 MB; concurrent requests add only their reduced pictures. Decoding is CPU
 # work, so with a worker per core this costs no throughput.
 _DECODING = threading.Lock()
 _LEVELS = np.arange(256, dtype=np.float32) / 255  # the float value of each 8-bit level
@@ -164,28 +164,40 @@ def _decode(data: bytes | bytearray | memoryview) -> Image.Image:
     """
     if not len(data):
         raise InvalidImageError("the image is empty (0 bytes)")
+    with _DECODING:
+        image = _open(data)
+        try:
+            canvas = _load_reduced(image)
+        except PreprocessingError:
+            image.close()  # frees what was decoded before the next decode starts
+            raise
+        except Exception as exc:
+            image.close()
+            raise InvalidImageError(UNREADABLE) from exc
+        if canvas is not image:
+            image.close()  # frees the full-size pixels before the next decode starts
+        return canvas
+
+
+def _open(data: bytes | bytearray | memoryview) -> Image.Image:
+    """The upload's header (a PNG's text chunks too), if it is one of the accepted formats."""
     try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+        return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:  # over Pillow's own limit
         raise ImageTooLargeError(f"the image is too large; {_size_limit(None)}") from exc
     except Exception as exc:
         raise InvalidImageError(UNREADABLE) from exc
+
+
+def _load_reduced(image: Image.Image) -> Image.Image:
+    """The pixels of an opened image, size-checked first, as `_normalised` gives them."""
     _check_size(image.width, image.height, image.format)  # before the pixels are decoded
-    try:
-        if image.format in ("JPEG", "MPO"):
-            # libjpeg decodes straight to grey at 1/2, 1/4 or 1/8 scale: no full-size copy.
-            factor = _reduction(image.width, image.height)
-            image.draft("L", (max(1, image.width // factor), max(1, image.height // factor)))
-        with _DECODING:
-            image.load()
-            canvas = _normalised(image)
-            if canvas is not image:
-                image.close()  # frees the full-size pixels before the next decode starts
-            return canvas
-    except PreprocessingError:
-        raise
-    except Exception as exc:
-        raise InvalidImageError(UNREADABLE) from exc
+    if image.format in ("JPEG", "MPO"):
+        # libjpeg decodes straight to grey at 1/2, 1/4 or 1/8 scale: no full-size copy.
+        factor = _reduction(image.width, image.height)
+        image.draft("L", (max(1, image.width // factor), max(1, image.height // factor)))
+    image.load()
+    return _normalised(image)
 
 
 def _normalised(image: Image.Image) -> Image.Image:

@@ -16,7 +16,7 @@ import pytest
 from drawing import draw_digit
 from fastapi.testclient import TestClient
 from httpx import Response
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from digitrec.preprocessing import ACCEPTED_FORMATS
 
@@ -181,3 +181,17 @@ def test_predict_refuses_images_with_too_many_pixels_with_413(
     assert response.status_code == 413, response.text
     assert response.headers["x-error-code"] == "too_large"
     assert "too large" in response.json()["detail"]
+
+
+def test_predict_refuses_a_png_whose_text_chunks_unpack_past_pillows_limit(
+    client: TestClient,
+) -> None:
+    text = PngImagePlugin.PngInfo()
+    for i in range(70):  # 70 MB of text once unpacked, in a ~70 kB file
+        text.add_text(f"note{i}", "x" * 1_000_000, zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(draw_digit(7)).save(buffer, format="PNG", pnginfo=text)
+
+    response = _post(client, buffer.getvalue())
+
+    assert response.status_code == 422, response.text

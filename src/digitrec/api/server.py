@@ -19,6 +19,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
+from PIL import PngImagePlugin
 from uvicorn_worker import UvicornWorker
 
 from digitrec.config import get_settings
@@ -35,12 +36,14 @@ WORKER_EXIT_TIMEOUT_S = GRACEFUL_SHUTDOWN_S + 5
 WORKER_TIMEOUT_S = 30  # a worker whose event loop is stuck this long is killed and replaced
 PARENT_CHECK_S = 1.0  # how often a worker checks that its arbiter is alive (and heartbeats)
 KEEP_ALIVE_S = 5  # idle keep-alive connections close after this (uvicorn's default)
-# glibc: allocations of 1 MiB or more get their own mmap, returned to the system when freed.
-# Without it glibc raises the threshold once a large block is freed, and each of the
-# threadpool's per-thread arenas keeps the pixels of the largest image it decoded (bench/memory.py:
-# 4 concurrent 12 MP PNGs, 208 MB instead of 61 MB).
+# glibc: allocations of 1 MiB or more get their own mmap, unmapped when freed. Otherwise glibc
+# raises that threshold once a large block is freed, and each thread's arena keeps the pixels
+# of its largest image (bench/memory.py, four 12 MP PNGs at once: +208 MB instead of +57 MB).
 MMAP_THRESHOLD_BYTES = 1 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+# A PNG's text chunks, unpacked, at most (Pillow's default: 64 MB, from a 70 kB upload). The
+# service never reads them; more than this is refused as unreadable (422).
+PNG_TEXT_BYTES = 1 << 20
 
 
 def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> None:
@@ -59,7 +62,8 @@ def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int 
         # No control socket: it would be one fixed path ($HOME/.gunicorn) for every server.
         "control_socket_disable": True,
     }
-    _return_freed_memory()  # before the fork: the workers inherit it
+    _return_freed_memory()  # before the fork: the workers inherit it, and the next line
+    PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_BYTES
     own_metrics_dir = _prepare_metrics_dir(make_one=workers > 1)
     try:
         with contextlib.suppress(KeyboardInterrupt):
