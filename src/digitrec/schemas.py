@@ -76,3 +76,82 @@ class ErrorPublic(BaseModel):
     """Every 4xx answer of the API."""
 
     detail: str
+
+
+class DigitAccuracyPublic(BaseModel):
+    """How often the model was right about one true digit, over the rows people labelled."""
+
+    digit: Digit
+    labelled: int
+    correct: int
+    accuracy: float | None = Field(description="correct / labelled; None when labelled is 0.")
+
+
+class PeriodAccuracyPublic(BaseModel):
+    """One model's accuracy over the rows labelled in one hour or day (by prediction time)."""
+
+    start: datetime
+    model: str
+    labelled: int
+    correct: int
+    accuracy: float
+
+
+class PromotionPublic(BaseModel):
+    """A change of champion in the registry: a version promoted, or retired by its successor."""
+
+    at: datetime
+    model: str
+    version: int
+    status: str = Field(description="`champion` (promoted then) or `retired` (replaced then).")
+    by: str
+    reason: str
+
+
+class CorrectionPublic(BaseModel):
+    """A drawing the model got wrong, with what it said and what the person meant."""
+
+    id: str
+    timestamp: datetime
+    feedback_at: datetime | None
+    model: str
+    model_version: int | None
+    prediction: Digit
+    actual: Digit
+    confidence: float
+    image_png: str = Field(description="Base64 of the 28x28 model input, a PNG.")
+
+
+class VersionSummaryPublic(BaseModel):
+    """A registry version as Insights lists it: its standing, who set it and why, its accuracy
+    per data set and its gate results read from the metrics."""
+
+    name: str
+    version: int
+    parent_version: int | None
+    created_at: datetime
+    status: str
+    status_changed_at: datetime
+    status_by: str
+    status_reason: str
+    # Accuracy per data set the version was measured on (`mnist_test`, ...).
+    accuracy: dict[str, float | None]
+    gates: list[str] = Field(description="Each learning gate's reading; empty: none recorded.")
+    gates_passed: bool | None = Field(description="All gates held; None: no verdict recorded.")
+
+
+class InsightsPublic(BaseModel):
+    """What the Insights page shows: one session's labelled rows, or every session's."""
+
+    session_id: str | None = Field(description="None: every session (the admin's view).")
+    predictions: int
+    labelled: int
+    corrected: int
+    per_digit: list[DigitAccuracyPublic]
+    # confusion[actual][predicted], over labelled rows only.
+    confusion: list[list[int]]
+    period: str = Field(description="`hour` or `day`: the unit of `accuracy_over_time`.")
+    accuracy_over_time: list[PeriodAccuracyPublic]
+    promotions: list[PromotionPublic]
+    corrections: list[CorrectionPublic] = Field(description="The latest, newest first.")
+    versions: list[VersionSummaryPublic]

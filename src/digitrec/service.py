@@ -22,8 +22,15 @@ from digitrec.contract import (
     StorageUnavailableError,
 )
 from digitrec.inference import available_models, load_predictor
+from digitrec.insights import build_insights
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
-from digitrec.schemas import PredictionFields, PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.schemas import (
+    InsightsPublic,
+    PredictionFields,
+    PredictionPublic,
+    PredictionsPublic,
+    StatsPublic,
+)
 from digitrec.storage import (
     DatabaseGuard,
     Feedback,
@@ -266,6 +273,12 @@ class PredictionService:
         # ask the background replay to look now.
         if self._replayer is not None:
             self._replayer.wake()
+
+    def insights(self, session_id: str | None = None) -> InsightsPublic:
+        """Per-digit accuracy, confusion, accuracy over time, the latest corrections and the
+        registry: this session's rows (every session's for None)."""
+        self._try_replay()
+        return build_insights(self._ready_engine(), session_id)
 
 
 def build_service(

@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from digitrec import __version__
+from digitrec.api import insights
 from digitrec.api.errors import ERROR_RESPONSES, add_exception_handlers
 from digitrec.api.limits import BodyLimitMiddleware
 from digitrec.api.metrics import MetricsMiddleware
@@ -57,6 +58,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     add_exception_handlers(app)
     app.include_router(router)
+    app.include_router(insights.router)
     return app
 
 

@@ -20,7 +20,7 @@ from digitrec.contract import (
     PredictionNotFoundError,
 )
 from digitrec.preprocessing import ImageSource, encode_png
-from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.schemas import InsightsPublic, PredictionPublic, PredictionsPublic, StatsPublic
 
 if TYPE_CHECKING:  # a dict at run time: the page in API mode imports no SQL or model code
     from digitrec.service import Readiness
@@ -158,6 +158,12 @@ class ApiClient:
         if response.is_success:
             return response.json()
         raise error_from_response(response)
+
+    def insights(self, session_id: str | None = None) -> InsightsPublic:
+        """Per-digit accuracy, confusion, accuracy over time, the latest corrections and the
+        registry: `session_id`'s rows (every session's, with the admin token, for None)."""
+        params = {"session_id": session_id} if session_id is not None else {}
+        return InsightsPublic.model_validate(self._call("GET", "/insights", params=params))
 
 
 def error_from_response(response: httpx.Response) -> Exception:

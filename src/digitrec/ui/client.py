@@ -7,7 +7,7 @@ from typing import Protocol
 from digitrec.config import Settings
 from digitrec.contract import StorageUnavailableError
 from digitrec.preprocessing import ImageSource
-from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.schemas import InsightsPublic, PredictionPublic, PredictionsPublic, StatsPublic
 
 # Failures the page reports as "cannot be reached right now" instead of as errors: the
 # database is down (either client), or the model service is (ConnectionError, over HTTP).
@@ -30,6 +30,8 @@ class DigitClient(Protocol):
     def stats(self, session_id: str | None = None) -> StatsPublic: ...
 
     def models(self) -> list[str]: ...
+
+    def insights(self, session_id: str | None = None) -> InsightsPublic: ...
 
 
 def make_client(settings: Settings) -> DigitClient:

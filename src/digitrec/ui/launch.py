@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-PAGE_PATH = Path(__file__).with_name("page.py")
+# The entry script: the Draw and the Insights page behind one navigation.
+PAGE_PATH = Path(__file__).with_name("app.py")
 
 
 def app_command(host: str, port: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Handwritten Digit Recognition: the Streamlit page (``digitrec app`` serves it)."""
+"""The Draw page: draw a digit, see it recognised, confirm or correct it (``digitrec app``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ TITLE = "Handwritten Digit Recognition"
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def _client(settings_json: str) -> DigitClient:
+def cached_client(settings_json: str) -> DigitClient:
+    """The pages' client, built once per configuration and shared by every browser session."""
     # Keyed by the settings, so one process serving several configurations keeps them apart.
     return make_client(Settings.model_validate_json(settings_json))
 
@@ -25,7 +26,7 @@ def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/draw:")
     st.title(TITLE)
     settings = get_settings()
-    client = _client(settings.model_dump_json())
+    client = cached_client(settings.model_dump_json())
     state = PageState(st.session_state)
     session_id = state.session_id(st.query_params)
     model = sections.render_sidebar(client, settings)

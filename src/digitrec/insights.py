@@ -1,0 +1,165 @@
+"""What people's labels say about the models: per-digit accuracy, the confusion matrix, accuracy
+over time beside the registry's promotions, the latest corrected drawings, every version.
+
+Built from the prediction log (one session's rows, or every session's) and the model registry,
+which every session shares. The service and the API both answer with `build_insights`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import RowMapping
+
+from digitrec.schemas import (
+    CorrectionPublic,
+    DigitAccuracyPublic,
+    InsightsPublic,
+    PeriodAccuracyPublic,
+    PromotionPublic,
+    VersionSummaryPublic,
+)
+from digitrec.storage.registry import CHAMPION, RETIRED, list_versions
+from digitrec.storage.reports import accuracy_by_period, latest_corrections
+from digitrec.storage.repository import count_outcomes
+
+DIGITS = range(10)
+CORRECTIONS_SHOWN = 12  # two rows of six drawings on the page
+# The registry's columns a version shows as they are; its metrics are read, not shown whole.
+_VERSION_FIELDS = (
+    "name",
+    "version",
+    "parent_version",
+    "created_at",
+    "status",
+    "status_changed_at",
+    "status_by",
+    "status_reason",
+)
+
+
+def build_insights(
+    engine: Engine, session_id: str | None = None, *, corrections: int = CORRECTIONS_SHOWN
+) -> InsightsPublic:
+    """The Insights of one session (None: of every session), with the whole registry."""
+    confusion, unlabelled = confusion_matrix(count_outcomes(engine, session_id))
+    period, points = accuracy_by_period(engine, session_id)
+    versions = list_versions(engine)
+    labelled = sum(map(sum, confusion))
+    correct = sum(confusion[d][d] for d in DIGITS)
+    return InsightsPublic(
+        session_id=session_id,
+        predictions=labelled + unlabelled,
+        labelled=labelled,
+        corrected=labelled - correct,
+        per_digit=[_digit_accuracy(d, confusion[d]) for d in DIGITS],
+        confusion=confusion,
+        period=period,
+        accuracy_over_time=[
+            PeriodAccuracyPublic(**p._asdict(), accuracy=p.correct / p.labelled) for p in points
+        ],
+        promotions=promotions(versions),
+        corrections=[
+            _correction(row) for row in latest_corrections(engine, session_id, corrections)
+        ],
+        versions=[version_public(row) for row in versions],
+    )
+
+
+def confusion_matrix(
+    outcomes: Sequence[tuple[int | None, int, int]],
+) -> tuple[list[list[int]], int]:
+    """confusion[actual][predicted] over labelled rows, and the number of unlabelled rows,
+    from `count_outcomes`' (actual, prediction, rows) triples."""
+    confusion = [[0] * 10 for _ in DIGITS]
+    unlabelled = 0
+    for actual, predicted, rows in outcomes:
+        if actual is None:
+            unlabelled += rows
+        else:
+            confusion[actual][predicted] += rows
+    return confusion, unlabelled
+
+
+def promotions(versions: Sequence[Mapping[Any, Any]]) -> list[PromotionPublic]:
+    """Each moment a name's champion changed, oldest first: the champion's promotion, and
+    each retired version's replacement (the same moment as its successor's promotion is
+    shown once, as the promotion)."""
+    found: dict[tuple[str, Any], PromotionPublic] = {}
+    for row in versions:
+        if row["status"] not in (CHAMPION, RETIRED):
+            continue
+        key = (row["name"], row["status_changed_at"])
+        if key in found and found[key].status == CHAMPION:
+            continue
+        found[key] = PromotionPublic(
+            at=row["status_changed_at"],
+            model=row["name"],
+            version=row["version"],
+            status=row["status"],
+            by=row["status_by"],
+            reason=row["status_reason"],
+        )
+    return sorted(found.values(), key=lambda p: (p.at, p.model))
+
+
+def version_public(row: Mapping[Any, Any]) -> VersionSummaryPublic:
+    """A registry row (without its bytes) as the page and the API show it."""
+    metrics: Mapping[str, Any] = row["metrics"] or {}
+    gates, passed = gate_results(metrics.get("gates"))
+    return VersionSummaryPublic(
+        **{name: row[name] for name in _VERSION_FIELDS},
+        accuracy={
+            name: value["accuracy"]
+            for name, value in metrics.items()
+            if isinstance(value, Mapping) and "accuracy" in value
+        },
+        gates=gates,
+        gates_passed=passed,
+    )
+
+
+def gate_results(recorded: Any) -> tuple[list[str], bool | None]:
+    """Each gate's reading and whether all held, from what learning stored in the metrics:
+    `{"promoted": bool, "reasons": [...]}`, a list of readings ("<gate>: pass"), or a
+    mapping gate -> bool or reading. ([], None) when nothing was recorded."""
+    if isinstance(recorded, Mapping) and "reasons" in recorded:
+        reasons = [str(r) for r in recorded["reasons"]]
+        promoted = recorded.get("promoted")
+        return reasons, bool(promoted) if promoted is not None else _all_pass(reasons)
+    if isinstance(recorded, Mapping):
+        readings = [
+            f"{gate}: {_pass_fail(held) if isinstance(held, bool) else held}"
+            for gate, held in recorded.items()
+        ]
+        return readings, _all_pass(readings) if readings else None
+    if isinstance(recorded, list | tuple):
+        readings = [str(r) for r in recorded]
+        return readings, _all_pass(readings) if readings else None
+    return [], None
+
+
+def _pass_fail(held: bool) -> str:
+    return "pass" if held else "fail"
+
+
+def _all_pass(readings: Sequence[str]) -> bool:
+    return all(reading.rstrip().endswith("pass") for reading in readings)
+
+
+def _digit_accuracy(digit: int, row: Sequence[int]) -> DigitAccuracyPublic:
+    labelled = sum(row)
+    return DigitAccuracyPublic(
+        digit=digit,
+        labelled=labelled,
+        correct=row[digit],
+        accuracy=row[digit] / labelled if labelled else None,
+    )
+
+
+def _correction(row: RowMapping) -> CorrectionPublic:
+    fields = {key: value for key, value in row.items() if key != "image_png"}
+    return CorrectionPublic(**fields, image_png=base64.b64encode(row["image_png"]).decode("ascii"))
