@@ -36,7 +36,7 @@ COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 WORKDIR /home/digitrec
 
-# --- api: uvicorn workers (one per core), Prometheus metrics summed over them -------------
+# --- api: gunicorn over uvicorn workers (one per core), metrics summed over them ----------
 FROM runtime AS api
 ENV WEB_CONCURRENCY=2 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/digitrec-metrics

@@ -45,6 +45,9 @@ CANVAS_PX = 280
 STROKE_PX = 18  # the page's pen width
 WARMUP_S = 1.0  # the first requests of each worker pay for lazy imports and caches
 START_TIMEOUT_S = 60
+# The operator token of the servers this benchmark starts (the row count reads every session).
+ADMIN_TOKEN = "bench-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DRAIN_TIMEOUT_S = 60
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -84,8 +87,9 @@ def canvas_png(digit: int) -> bytes:
 
 def request_bytes(port: int, digit: int) -> bytes:
     """One complete keep-alive POST /predict request, JSON with the base64 canvas."""
+    session_id = f"{digit:032x}"  # one session per digit (ids are 32 hex digits)
     body = json.dumps(
-        {"image": base64.b64encode(canvas_png(digit)).decode(), "session_id": f"bench-{digit}"}
+        {"image": base64.b64encode(canvas_png(digit)).decode(), "session_id": session_id}
     ).encode()
     head = (
         f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -176,7 +180,11 @@ def start_server(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(DIGITREC_DATABASE_URL=database_url, DIGITREC_DATA_DIR=str(data_dir))
+    env.update(
+        DIGITREC_DATABASE_URL=database_url,
+        DIGITREC_DATA_DIR=str(data_dir),
+        DIGITREC_ADMIN_TOKEN=ADMIN_TOKEN,  # the row count reads every session
+    )
     if model_dir:
         env["DIGITREC_MODEL_DIR"] = model_dir
     command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
@@ -200,12 +208,15 @@ def count_rows(database_url: str, port: int) -> tuple[int, int, int]:
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     pending = -1
     while time.monotonic() < deadline:
-        # Reads replay the outbox first, so asking is also what drains it.
-        pending = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=10).json()["pending_writes"]
+        # A background thread of each worker replays the outbox; /ready says what still waits.
+        readiness = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).json()
+        pending = int(readiness["outbox"]["pending"])
         if pending == 0:
             break
         time.sleep(0.5)
-    api_count = httpx.get(f"http://127.0.0.1:{port}/predictions?limit=1", timeout=10).json()
+    api_count = httpx.get(
+        f"http://127.0.0.1:{port}/predictions?limit=1", headers=ADMIN, timeout=10
+    ).json()
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.connect() as conn:
         rows = int(conn.execute(text("SELECT count(*) FROM prediction_logs")).scalar_one())

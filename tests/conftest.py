@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from credentials import ADMIN_TOKEN
 from drawing import draw_digit, rgba_canvas
 from PIL import Image
 from sqlalchemy import Engine, create_engine
@@ -231,6 +232,7 @@ def settings(tmp_path: Path, sqlite_url: str, tiny_model_dir: Path) -> Settings:
         api_url=None,
         model_dir=tiny_model_dir,
         default_model="default",
+        admin_token=ADMIN_TOKEN,
     )
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_path
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "digitrec"
@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     # Writes the outbox may hold (all processes on one data_dir together) while the database
     # takes none; ~8 kB each. Full: predictions are refused with 503 `outbox_full`.
     outbox_capacity: int = Field(default=50_000, ge=0)
+    # How often each process asks the model registry for newly promoted champions.
+    model_poll_s: float = Field(default=5.0, gt=0)
+    # Bearer token for the views across sessions (all rows, global stats, /metrics); None: off.
+    admin_token: SecretStr | None = None
+    # When set, every API route but /health and /ready needs it (X-API-Key); the page sends it.
+    api_key: SecretStr | None = None
+
+    @field_validator("admin_token", "api_key", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        """An empty value (compose passes `${VAR:-}`) means the secret is not set."""
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

@@ -12,6 +12,12 @@ from typing import NamedTuple
 
 ERROR_CODE_HEADER = "X-Error-Code"
 RETRY_AFTER_HEADER = "Retry-After"
+# The session that owns a prediction, for routes that take no body (or instead of the field).
+SESSION_ID_HEADER = "X-Session-ID"
+# One Predict press: a retry with the same key (and session) returns the first answer.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# DIGITREC_API_KEY, when the service is not meant to be public.
+API_KEY_HEADER = "X-API-Key"
 
 
 class PreprocessingError(ValueError):
@@ -50,6 +56,18 @@ class OutboxFullError(StorageUnavailableError):
     """The database takes no writes and the outbox already holds as many as it may."""
 
 
+class SessionRequiredError(ValueError):
+    """The request must say which session it speaks for."""
+
+
+class UnauthorizedError(PermissionError):
+    """The request lacks the credentials a route asks for (API key or admin token)."""
+
+
+class ForbiddenError(PermissionError):
+    """The route is switched off in this deployment (cross-session views without a token)."""
+
+
 class ErrorCode(NamedTuple):
     """How an error travels over HTTP."""
 
@@ -67,6 +85,9 @@ ERROR_CODES: dict[type[Exception], ErrorCode] = {
     PredictionNotFoundError: ErrorCode(404, "prediction_not_found"),
     StorageUnavailableError: ErrorCode(503, "storage_unavailable"),
     OutboxFullError: ErrorCode(503, "outbox_full"),
+    SessionRequiredError: ErrorCode(422, "session_required"),
+    UnauthorizedError: ErrorCode(401, "unauthorized"),
+    ForbiddenError: ErrorCode(403, "forbidden"),
 }
 
 # The reverse table, for clients: error code -> exception.

@@ -45,19 +45,27 @@ def available_models(model_dir: Path | None = None) -> list[str]:
 class Predictor:
     """An ONNX Runtime session for one model, fed by the shared preprocessing."""
 
-    def __init__(self, model_path: Path, name: str | None = None, threads: int = 1) -> None:
-        self.model_path = Path(model_path)
+    def __init__(
+        self,
+        model: Path | bytes,
+        name: str | None = None,
+        threads: int = 1,
+        version: int | None = None,
+    ) -> None:
+        """`model`: an ONNX file, or its bytes (a version from the model registry)."""
         options = ort.SessionOptions()
         # One request is one small image: extra threads cost more in handoff than they save.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(self.model_path), options, providers=["CPUExecutionProvider"]
-        )
+        source = model if isinstance(model, bytes) else str(model)
+        self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         meta = self._session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, Any] = {k: _maybe_json(v) for k, v in meta.items()}
-        self.name = name or str(self.metadata.get("name", self.model_path.stem))
+        stem = None if isinstance(model, bytes) else Path(model).stem
+        self.name = name or str(self.metadata.get("name", stem or "model"))
+        # The registry's version number; None for a file outside the registry.
+        self.version = version
 
     def predict_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for preprocessed images (N, 1, 28, 28) in [0, 1]."""

@@ -276,19 +276,13 @@ def _array_to_ink(array: np.ndarray) -> _InkRegion:
     _check_size(array.shape[1], array.shape[0])
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise InvalidImageError(f"expected numeric pixels, got {array.dtype}")
-    if array.dtype == np.uint8 and array.ndim == 3:
-        return _canvas_to_ink(np.ascontiguousarray(array))
+    if array.ndim == 3:
+        # Colour is read at 8 bits, as a PNG of it would be (PIL's integer luma): the same
+        # ink in-process and over HTTP, whatever the array's type.
+        return _canvas_to_ink(np.ascontiguousarray(to_uint8(array)))
     if array.dtype == np.uint8:  # 8-bit grey: the same ink as the float path, in less memory
         return _grey_image_to_ink(Image.fromarray(array))
-    values = _unit_range(array)
-    if values.ndim == 2:
-        return _grey_to_ink(values)
-    grey = values[:, :, :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if values.shape[2] == 4:
-        alpha = values[:, :, 3]
-        if alpha.min() < 0.99:
-            return _transparent_to_ink(grey, alpha)
-    return _grey_to_ink(grey)
+    return _grey_to_ink(_unit_range(array))
 
 
 def _unit_range(array: np.ndarray) -> np.ndarray:

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 Digit = Annotated[int, Field(ge=0, le=9, description="A single digit, 0 to 9.")]
+# A label as a person sends it: a JSON integer 0..9; `true`, `"7"` and `7.0` are refused.
+StrictDigit = Annotated[StrictInt, Field(ge=0, le=9, description="A single digit, 0 to 9.")]
+
+# A session is a capability: 128 random bits the server issues, as 32 lowercase hex digits.
+# Whoever holds it sees and labels that session's predictions; nobody can guess one.
+SESSION_ID_BYTES = 16
+SESSION_ID_PATTERN = rf"^[0-9a-f]{{{2 * SESSION_ID_BYTES}}}$"
+SessionId = Annotated[
+    str, Field(pattern=SESSION_ID_PATTERN, examples=["3f2a9c0d5b7e4e1f8a6d2c4b9e0f1a7c"])
+]
+
+
+def new_session_id() -> str:
+    """A fresh session id: 128 bits from the operating system's random source."""
+    return secrets.token_hex(SESSION_ID_BYTES)
 
 
 class PredictionFields(BaseModel):
@@ -16,6 +32,8 @@ class PredictionFields(BaseModel):
     timestamp: datetime
     session_id: str
     model: str
+    # The registry version of `model` that answered; None: a model file outside the registry.
+    model_version: int | None = None
     prediction: Digit
     confidence: float = Field(ge=0.0, le=1.0, description="Calibrated probability of `prediction`.")
     probabilities: list[float] = Field(min_length=10, max_length=10)
@@ -53,7 +71,9 @@ class PredictRequest(BaseModel):
 class FeedbackIn(BaseModel):
     """The person's correction (or confirmation) of a prediction."""
 
-    actual: Digit
+    actual: StrictDigit
+    # The session that made the prediction (or send it in the X-Session-ID header).
+    session_id: SessionId | None = None
 
 
 class StatsPublic(BaseModel):
@@ -155,3 +175,28 @@ class InsightsPublic(BaseModel):
     promotions: list[PromotionPublic]
     corrections: list[CorrectionPublic] = Field(description="The latest, newest first.")
     versions: list[VersionSummaryPublic]
+
+
+class RegistryVersionPublic(BaseModel):
+    """One version of a model in the registry, whole: how it was made and measured, its standing."""
+
+    name: str
+    version: int
+    parent_version: int | None
+    created_at: datetime
+    sha256: str
+    temperature: float
+    metrics: dict[str, Any] = Field(description="Per data set, and the gates that decided.")
+    trained_on: dict[str, Any] = Field(description="Labelled rows and sessions, or shipped.")
+    status: str = Field(description="candidate, champion, rejected or retired")
+    status_changed_at: datetime
+    status_by: str
+    status_reason: str
+
+
+class ModelPublic(BaseModel):
+    """A model a prediction may name, the version that serves it and every version."""
+
+    name: str
+    serving: int | None = Field(description="The version that answers; None: a file, unversioned.")
+    versions: list[RegistryVersionPublic]

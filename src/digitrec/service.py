@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -21,15 +22,18 @@ from digitrec.contract import (
     PredictionNotFoundError,
     StorageUnavailableError,
 )
-from digitrec.inference import available_models, load_predictor
 from digitrec.insights import build_insights
+from digitrec.model_store import ModelStore
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
 from digitrec.schemas import (
     InsightsPublic,
+    ModelPublic,
     PredictionFields,
     PredictionPublic,
     PredictionsPublic,
+    RegistryVersionPublic,
     StatsPublic,
+    new_session_id,
 )
 from digitrec.storage import (
     DatabaseGuard,
@@ -41,8 +45,10 @@ from digitrec.storage import (
     count_outcomes,
     create_engine_from_url,
     fetch_image_png,
+    fetch_prediction,
     insert_prediction,
     list_predictions,
+    list_versions,
     set_feedback,
     upgrade,
 )
@@ -82,11 +88,14 @@ class PredictionService:
         schema_ready: bool = True,
         guard: DatabaseGuard | None = None,
         replay_interval_s: float | None = REPLAY_INTERVAL_S,
+        model_store: ModelStore | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.model_dir = model_dir
         self.default_model = default_model
+        # The registry's champions (and the model files), as every replica serves them.
+        self.model_store = model_store or ModelStore(engine, model_dir, poll_s=None)
         # False when the database was down at start: migrate before its first use.
         self._schema_ready = schema_ready
         self._schema_lock = threading.Lock()
@@ -99,11 +108,22 @@ class PredictionService:
             self._replayer.start()
 
     def predict(
-        self, image: ImageSource, *, session_id: str, model: str | None = None
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
     ) -> PredictionPublic:
-        """Name the digit in an image and log it (or queue it while the database is down)."""
+        """Name the digit in an image and log it (or queue it while the database is down).
+
+        `session_id` None starts a new session. With an `idempotency_key` (one per Predict
+        press) a repeated request in the same session returns the first answer and logs no
+        second row.
+        """
+        session_id = session_id or new_session_id()
         # `model` None (no model named): this service's default, resolved here and only here.
-        predictor = load_predictor(model or self.default_model, self.model_dir)
+        predictor = self.model_store.predictor(model or self.default_model)
         started = time.perf_counter()
         # Decoded once (bytes), size-checked and reduced: the pixels a PNG of it holds, the same
         # in-process and over HTTP. Both the model input and the stored canvas come from it.
@@ -112,10 +132,11 @@ class PredictionService:
         (prediction,) = predictor.predict_preprocessed(pixels[None])
         latency_ms = (time.perf_counter() - started) * 1000.0
         record = PredictionRecord(
-            uid=uuid.uuid4().hex,
+            uid=_prediction_uid(session_id, idempotency_key),
             timestamp=datetime.now(UTC),
             session_id=session_id,
             model=predictor.name,
+            model_version=predictor.version,
             prediction=prediction.digit,
             confidence=prediction.confidence,
             probabilities=list(prediction.probabilities),
@@ -124,26 +145,35 @@ class PredictionService:
             canvas_png=encode_png(canvas),
         )
         try:
-            self._write(insert_prediction, record)
+            if not self._write(insert_prediction, record):
+                first = self._write(fetch_prediction, record.uid)  # a repeated press
+                if first is not None:
+                    return _public_from_row(first)
             logged = True
         except StorageUnavailableError:
             self.outbox.append_prediction(record)
             logged = False
         return _public_from_record(record, logged=logged)
 
-    def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic:
-        """Record (or change) the person's label for a prediction."""
+    def submit_feedback(
+        self, prediction_id: str, actual: int, *, session_id: str | None = None
+    ) -> PredictionPublic:
+        """Record (or change) the person's label for a prediction.
+
+        With a `session_id`, only that session's predictions can be labelled; another
+        session's is not found. None: any prediction (trusted callers: the CLI, operators).
+        """
         feedback = Feedback(
             uid=prediction_id, actual=_validated_digit(actual), feedback_at=datetime.now(UTC)
         )
         unavailable: StorageUnavailableError | None = None
         try:
-            row = self._write(set_feedback, feedback)
+            row = self._write(set_feedback, feedback, session_id)
             if row is not None:
                 return _public_from_row(row)
         except StorageUnavailableError as exc:
             unavailable = exc
-        queued = self.outbox.find_prediction(prediction_id)
+        queued = self._queued_prediction(prediction_id, session_id)
         if queued is not None:
             # Queued behind its prediction, so the replay applies it after the insert.
             self.outbox.append_feedback(feedback)
@@ -170,16 +200,17 @@ class PredictionService:
         outcomes = count_outcomes(self._ready_engine(), session_id)
         return _stats(outcomes, pending_writes=self.outbox.count())
 
-    def image_png(self, prediction_id: str) -> bytes:
-        """The 28x28 model input of a logged or queued prediction, as PNG bytes."""
+    def image_png(self, prediction_id: str, *, session_id: str | None = None) -> bytes:
+        """The 28x28 model input of a logged or queued prediction, as PNG bytes (of this
+        session's predictions only, when `session_id` is given)."""
         unavailable: StorageUnavailableError | None = None
         try:
-            found = fetch_image_png(self._ready_engine(), prediction_id)
+            found = fetch_image_png(self._ready_engine(), prediction_id, session_id)
             if found is not None:
                 return found
         except StorageUnavailableError as exc:
             unavailable = exc
-        queued = self.outbox.find_prediction(prediction_id)
+        queued = self._queued_prediction(prediction_id, session_id)
         if queued is not None:
             return queued.image_png
         if unavailable is not None:
@@ -188,13 +219,31 @@ class PredictionService:
 
     def models(self) -> list[str]:
         """Names of the models this service can run."""
-        return available_models(self.model_dir)
+        return self.model_store.names()
+
+    def model_catalog(self) -> list[ModelPublic]:
+        """Every model with its versions, their metrics and standing (none while the database
+        is down), and which version serves."""
+        try:
+            rows = list_versions(self._ready_engine())
+        except StorageUnavailableError:
+            rows = []
+        return [
+            ModelPublic(
+                name=name,
+                serving=self.model_store.predictor(name).version,
+                versions=[
+                    RegistryVersionPublic.model_validate(dict(r)) for r in rows if r.name == name
+                ],
+            )
+            for name in self.models()
+        ]
 
     def ready(self) -> Readiness:
         """Whether the default model loads, whether the database takes a write now (found
         out within the write deadline), and how full the outbox is."""
         try:
-            load_predictor(self.default_model, self.model_dir)
+            self.model_store.predictor(self.default_model)
             model_ok = True
         except Exception as exc:  # a missing, unreadable or corrupt model file alike
             logger.warning("model %r cannot be loaded: %s", self.default_model, exc)
@@ -221,9 +270,18 @@ class PredictionService:
         """Stop replaying; release the guard's threads, pooled connections, the outbox file."""
         if self._replayer is not None:
             self._replayer.stop()
+        self.model_store.close()
         self.guard.close()
         self.engine.dispose()
         self.outbox.close()
+
+    def _queued_prediction(
+        self, prediction_id: str, session_id: str | None
+    ) -> PredictionRecord | None:
+        queued = self.outbox.find_prediction(prediction_id)
+        if queued is None or session_id not in (None, queued.session_id):
+            return None
+        return queued
 
     def _ready_engine(self) -> Engine:
         """The engine for a read: none while the database is not answering (a read would
@@ -287,12 +345,15 @@ def build_service(
     """The in-process service for these settings, its database migrated to the latest schema."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine_from_url(settings.resolved_database_url)
+    model_dir = model_dir or settings.model_dir
     service = PredictionService(
-        create_engine_from_url(settings.resolved_database_url),
+        engine,
         Outbox(settings.outbox_path, capacity=settings.outbox_capacity),
-        model_dir=model_dir or settings.model_dir,
+        model_dir=model_dir,
         default_model=settings.default_model,
         schema_ready=False,
+        model_store=ModelStore(engine, model_dir, poll_s=settings.model_poll_s),
     )
     try:
         service.migrate()
@@ -300,10 +361,20 @@ def build_service(
         # (connect, session settings, the driver's first queries) must not count against the
         # first request's write on a busy machine.
         check_writable(service.engine)
+        service.model_store.refresh()  # the registry's champions from the first request on
     except StorageUnavailableError:
         # Start anyway: predictions queue in the outbox and the schema is made on first contact.
         logger.warning("database unavailable at start; writes will queue in the outbox")
     return service
+
+
+def _prediction_uid(session_id: str, idempotency_key: str | None) -> str:
+    """A new prediction's public id: random, or fixed by its session and idempotency key."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    # Scoped to the session: another session's press with the same key is another row.
+    digest = hashlib.sha256(f"{session_id}\n{idempotency_key}".encode()).hexdigest()
+    return digest[:32]
 
 
 def _validated_digit(value: Any) -> int:

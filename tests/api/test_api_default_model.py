@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from credentials import sid
 from fastapi.testclient import TestClient
 
 from digitrec.api.app import create_app
@@ -39,13 +40,13 @@ def lenet_client(
 def test_in_process_predict_without_a_model_uses_the_configured_default(
     lenet_service: PredictionService, digit_png: bytes
 ) -> None:
-    assert lenet_service.predict(digit_png, session_id="s1").model == "lenet5"
+    assert lenet_service.predict(digit_png, session_id=sid("s1")).model == "lenet5"
 
 
 def test_http_predict_without_a_model_uses_the_configured_default(
     lenet_client: TestClient, digit_png: bytes
 ) -> None:
-    body = {"image": base64.b64encode(digit_png).decode(), "session_id": "s1"}
+    body = {"image": base64.b64encode(digit_png).decode(), "session_id": sid("s1")}
     assert lenet_client.post("/predict", json=body).json()["model"] == "lenet5"
     upload = lenet_client.post("/predict", files={"file": ("d.png", digit_png, "image/png")})
     assert upload.json()["model"] == "lenet5"
@@ -55,8 +56,8 @@ def test_api_client_without_a_model_uses_the_services_default(
     lenet_client: TestClient, digit_png: bytes
 ) -> None:
     client = ApiClient("http://testserver", http=lenet_client)
-    assert client.predict(digit_png, session_id="s1").model == "lenet5"
-    assert client.predict(digit_png, session_id="s1", model="default").model == "default"
+    assert client.predict(digit_png, session_id=sid("s1")).model == "lenet5"
+    assert client.predict(digit_png, session_id=sid("s1"), model="default").model == "default"
 
 
 def test_default_model_setting_reaches_the_app_it_builds(

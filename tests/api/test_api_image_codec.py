@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from credentials import sid
 from drawing import draw_digit, rgba_canvas
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -55,8 +56,8 @@ def test_in_process_and_http_predictions_see_identical_pixels(
     image = _images()[name]
     api = ApiClient("http://testserver", http=client)
 
-    local = service.predict(image, session_id="local")  # type: ignore[arg-type]
-    remote = api.predict(image, session_id="remote")  # type: ignore[arg-type]
+    local = service.predict(image, session_id=sid("local"))  # type: ignore[arg-type]
+    remote = api.predict(image, session_id=sid("remote"))  # type: ignore[arg-type]
 
-    assert service.image_png(local.id) == api.image_png(remote.id)
+    assert service.image_png(local.id) == api.image_png(remote.id, session_id=sid("remote"))
     assert local.probabilities == remote.probabilities

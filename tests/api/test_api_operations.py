@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from credentials import ADMIN, sid
 from fastapi.testclient import TestClient
 
 from digitrec.api.app import create_app
@@ -61,23 +62,26 @@ def test_ready_answers_503_without_the_model(settings: Settings, tmp_path: Path)
 def test_without_the_database_reads_answer_503_and_predictions_still_work(
     offline_client: TestClient, digit_b64: str
 ) -> None:
-    prediction = offline_client.post("/predict", json={"image": digit_b64, "session_id": "s"})
+    prediction = offline_client.post("/predict", json={"image": digit_b64, "session_id": sid("s")})
 
     assert prediction.status_code == 200
     assert prediction.json()["logged"] is False  # queued in the outbox
     for path in ("/predictions", "/stats"):
-        response = offline_client.get(path)
+        response = offline_client.get(path, params={"session_id": sid("s")})
         assert response.status_code == 503
         assert response.headers["x-error-code"] == "storage_unavailable"
         assert "database is unavailable" in response.json()["detail"]
         assert response.headers["retry-after"].isdigit()
     # Feedback on a queued prediction is queued behind it.
     feedback = offline_client.post(
-        f"/predictions/{prediction.json()['id']}/feedback", json={"actual": 4}
+        f"/predictions/{prediction.json()['id']}/feedback",
+        json={"actual": 4, "session_id": sid("s")},
     )
     assert feedback.status_code == 200
     assert feedback.json()["actual"] == 4
-    unknown = offline_client.post("/predictions/abc123/feedback", json={"actual": 4})
+    unknown = offline_client.post(
+        "/predictions/abc123/feedback", json={"actual": 4, "session_id": sid("s")}
+    )
     assert unknown.status_code == 503
 
 
@@ -85,10 +89,10 @@ def test_metrics_count_requests_by_route_and_predictions_by_digit(
     client: TestClient, digit_b64: str
 ) -> None:
     digit = client.post("/predict", json={"image": digit_b64}).json()["prediction"]
-    client.get("/predictions/nothing-here/image")
+    client.get("/predictions/nothing-here/image", headers={"X-Session-ID": sid("s")})
     client.get("/no/such/path/12345")
 
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=ADMIN)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -122,7 +126,7 @@ def test_an_unexpected_error_answers_json_500_without_a_trace(
     broken = _BrokenService(service.engine, service.outbox, model_dir=settings.model_dir)
     app = create_app(settings, broken)
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get("/stats")
+        response = client.get("/stats", headers=ADMIN)
 
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error; it has been logged"}

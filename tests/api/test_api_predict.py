@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from credentials import sid
 from fastapi.testclient import TestClient
 from httpx import Response
 from PIL import Image
@@ -19,11 +20,11 @@ from digitrec.schemas import PredictionPublic
 def test_predict_json_base64_answers_a_logged_prediction(
     client: TestClient, digit_b64: str
 ) -> None:
-    response = client.post("/predict", json={"image": digit_b64, "session_id": "s1"})
+    response = client.post("/predict", json={"image": digit_b64, "session_id": sid("s1")})
 
     assert response.status_code == 200
     prediction = PredictionPublic.model_validate(response.json())
-    assert prediction.session_id == "s1"
+    assert prediction.session_id == sid("s1")
     assert prediction.model == "default"
     assert prediction.logged
     assert prediction.probabilities[prediction.prediction] == pytest.approx(prediction.confidence)
@@ -37,11 +38,11 @@ def test_predict_multipart_upload_answers_a_prediction(
     response = client.post(
         "/predict",
         files={"file": ("digit.png", digit_png, "image/png")},
-        data={"session_id": "s2", "model": "lenet5"},
+        data={"session_id": sid("s2"), "model": "lenet5"},
     )
 
     assert response.status_code == 200
-    assert response.json()["session_id"] == "s2"
+    assert response.json()["session_id"] == sid("s2")
     assert response.json()["model"] == "lenet5"
 
 
@@ -166,7 +167,7 @@ def test_predict_refuses_other_content_types(client: TestClient, digit_png: byte
 
 
 def test_predict_refuses_a_multipart_request_without_the_file(client: TestClient) -> None:
-    response = client.post("/predict", data={"session_id": "s"}, files={"other": ("a", b"b")})
+    response = client.post("/predict", data={"session_id": sid("s")}, files={"other": ("a", b"b")})
 
     _assert_error(response, 422, "file")
 
@@ -176,7 +177,7 @@ def test_predict_refuses_a_multipart_request_without_the_file(client: TestClient
     [
         b"{not json",
         b"[]",
-        b'{"session_id": "s"}',
+        b'{"session_id": sid("s")}',
         b'{"image": 12}',
         b'{"image": "aGk=", "session_id": "has spaces"}',
         b'{"image": "aGk=", "session_id": "nul\\u0000byte"}',

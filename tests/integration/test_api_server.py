@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from credentials import ADMIN, ADMIN_TOKEN, sid
 from PIL import Image
 
 from digitrec.api.client import ApiClient
@@ -66,6 +67,7 @@ def start_server(tmp_path: Path, database_url: str, model_dir: Path) -> LiveServ
         DIGITREC_DATABASE_URL=database_url,
         DIGITREC_MODEL_DIR=str(model_dir),
         DIGITREC_LOG_LEVEL="INFO",
+        DIGITREC_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     log_path = tmp_path / "server.log"
     command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
@@ -111,7 +113,7 @@ def test_two_workers_serve_and_metrics_add_up_over_both(
 ) -> None:
     def predict_batch(session: int) -> list[str]:
         with ApiClient(live_server.url) as api:  # one connection, kept alive, per thread
-            return [api.predict(digit_png, session_id=f"s{session}").id for _ in range(10)]
+            return [api.predict(digit_png, session_id=sid(f"s{session}")).id for _ in range(10)]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = [i for batch in pool.map(predict_batch, range(4)) for i in batch]
@@ -119,9 +121,11 @@ def test_two_workers_serve_and_metrics_add_up_over_both(
     assert len(set(ids)) == 40
     # Fresh connections land on either worker; each must report both workers' counts.
     for _ in range(6):
-        text = httpx.get(f"{live_server.url}/metrics", headers={"Connection": "close"}).text
+        text = httpx.get(
+            f"{live_server.url}/metrics", headers={"Connection": "close", **ADMIN}
+        ).text
         assert _metric_total(text, "digitrec_predictions_total") == 40
-    with ApiClient(live_server.url) as api:
+    with ApiClient(live_server.url, admin_token=ADMIN_TOKEN) as api:
         assert api.history(limit=1).count == 40
         readiness = api.ready()
         assert readiness["model"] is True and readiness["database"] is True
@@ -155,6 +159,7 @@ def test_live_server_refuses_bad_input_with_json_4xx(
         for _ in range(limit // 65536 + 20):
             yield b"x" * 65536
 
+    session = {"session_id": sid("s")}
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         cases = [
             (http.post("/predict", content=b"x" * (limit + 1), headers=json_type), 413),
@@ -162,8 +167,8 @@ def test_live_server_refuses_bad_input_with_json_4xx(
             (http.post("/predict", files={"file": ("a.png", huge.getvalue(), "image/png")}), 413),
             (http.post("/predict", files={"file": ("a.txt", b"text", "text/plain")}), 422),
             (http.post("/predict", json={"image": digit_b64, "model": "nope"}), 404),
-            (http.post("/predictions/abc/feedback", json={"actual": 12}), 422),
-            (http.post("/predictions/abc/feedback", json={"actual": 1}), 404),
+            (http.post("/predictions/abc/feedback", json={"actual": 12, **session}), 422),
+            (http.post("/predictions/abc/feedback", json={"actual": 1, **session}), 404),
         ]
         # The connection survives refusals: a good request still works after them.
         ok = http.post("/predict", files={"file": ("d.png", digit_png, "image/png")})
@@ -195,7 +200,7 @@ def test_database_outage_under_load_loses_no_prediction(
         with ApiClient(server.url) as api:
             while not stop.is_set():
                 try:
-                    result = api.predict(digit_png, session_id=f"load{worker}")
+                    result = api.predict(digit_png, session_id=sid(f"load{worker}"))
                     answered.append((result.id, result.logged))
                 except Exception as exc:  # any failure is a finding
                     failures.append(repr(exc))
@@ -210,7 +215,7 @@ def test_database_outage_under_load_loses_no_prediction(
         time.sleep(2.0)
         with ApiClient(server.url) as api:
             assert api.ready()["database"] is False
-            down = httpx.get(f"{server.url}/stats")
+            down = httpx.get(f"{server.url}/stats", headers=ADMIN)
             assert down.status_code == 503
         database.start()
         time.sleep(1.0)
@@ -222,7 +227,7 @@ def test_database_outage_under_load_loses_no_prediction(
     try:
         assert failures == []
         assert any(not logged for _, logged in answered), "no prediction was queued"
-        with ApiClient(server.url) as api:
+        with ApiClient(server.url, admin_token=ADMIN_TOKEN) as api:
             deadline = time.monotonic() + 30
             while api.stats().pending_writes and time.monotonic() < deadline:
                 time.sleep(0.5)  # each read replays what the outbox holds

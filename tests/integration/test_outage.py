@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from credentials import sid
 
 from digitrec.config import Settings
 from digitrec.service import PredictionService, build_service
@@ -57,11 +58,11 @@ def test_outage_sqlite_locked_queues_writes_and_flush_replays_them(
 ) -> None:
     url, blocker = locked_sqlite
     service = quick_service(url, tmp_path / "outbox", tiny_model_dir)
-    before = service.predict(make_digit("one"), session_id="s")
+    before = service.predict(make_digit("one"), session_id=sid("s"))
     assert before.logged
 
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock past the busy timeout
-    queued = [service.predict(make_digit("zero"), session_id="s") for _ in range(3)]
+    queued = [service.predict(make_digit("zero"), session_id=sid("s")) for _ in range(3)]
     assert [q.logged for q in queued] == [False] * 3
     labelled = service.submit_feedback(queued[0].id, 5)
     relabelled = service.submit_feedback(queued[0].id, 6)
@@ -75,7 +76,7 @@ def test_outage_sqlite_locked_queues_writes_and_flush_replays_them(
     blocker.execute("ROLLBACK")
     assert service.flush_outbox() == 5
 
-    history = service.history(session_id="s")
+    history = service.history(session_id=sid("s"))
     assert history.count == 4
     assert {p.id: p.actual for p in history.data} == {
         before.id: None,
@@ -98,7 +99,7 @@ def test_outage_another_worker_replays_a_queued_row_and_its_feedback(
     worker_b = quick_service(url, tmp_path / "outbox", tiny_model_dir)
 
     blocker.execute("BEGIN EXCLUSIVE")
-    queued = worker_a.predict(make_digit("seven"), session_id="s")
+    queued = worker_a.predict(make_digit("seven"), session_id=sid("s"))
     worker_b.submit_feedback(queued.id, 7)  # the feedback request lands on the other worker
     blocker.execute("ROLLBACK")
 
@@ -119,12 +120,12 @@ def test_outage_postgres_killed_mid_session_loses_no_row(
     url = disposable_postgres.url.render_as_string(hide_password=False)
     settings = Settings(data_dir=tmp_path / "data", database_url=url, model_dir=tiny_model_dir)
     service = build_service(settings)
-    logged = [service.predict(make_digit("one"), session_id="s") for _ in range(3)]
+    logged = [service.predict(make_digit("one"), session_id=sid("s")) for _ in range(3)]
     service.submit_feedback(logged[0].id, 1)
     assert all(p.logged for p in logged)
 
     disposable_postgres.stop()
-    queued = [service.predict(make_digit("zero"), session_id="s") for _ in range(4)]
+    queued = [service.predict(make_digit("zero"), session_id=sid("s")) for _ in range(4)]
     assert not any(p.logged for p in queued)
     assert service.submit_feedback(queued[1].id, 7).actual == 7
     assert service.ready()["database"] is False
@@ -138,10 +139,10 @@ def test_outage_postgres_killed_mid_session_loses_no_row(
 
     disposable_postgres.start()
     wait_until_replayed(service)  # in the background: no request needed
-    after = service.predict(make_digit("seven"), session_id="s")
+    after = service.predict(make_digit("seven"), session_id=sid("s"))
     assert after.logged
 
-    history = service.history(session_id="s", limit=100)
+    history = service.history(session_id=sid("s"), limit=100)
     ids = [p.id for p in history.data]
     assert history.count == len(ids) == 8
     assert sorted(ids) == sorted(p.id for p in [*logged, *queued, after])
@@ -166,12 +167,12 @@ def test_outage_postgres_restart_between_requests_needs_no_outbox(
     url = disposable_postgres.url.render_as_string(hide_password=False)
     settings = Settings(data_dir=tmp_path / "data", database_url=url, model_dir=tiny_model_dir)
     service = build_service(settings)
-    assert service.predict(make_digit("one"), session_id="s").logged  # leaves a pooled conn
+    assert service.predict(make_digit("one"), session_id=sid("s")).logged  # leaves a pooled conn
 
     disposable_postgres.stop()
     disposable_postgres.start()
     # The pooled connection died with the server: it is replaced, not reported as an outage.
-    assert service.predict(make_digit("one"), session_id="s").logged
+    assert service.predict(make_digit("one"), session_id=sid("s")).logged
     assert service.history().count == 2
     service.close()
 
@@ -187,7 +188,7 @@ def test_outage_postgres_down_at_start_migrates_and_replays_when_back(
     disposable_postgres.stop()
     settings = Settings(data_dir=tmp_path / "data", database_url=url, model_dir=tiny_model_dir)
     service = build_service(settings)  # starts anyway
-    queued = service.predict(make_digit("one"), session_id="s")
+    queued = service.predict(make_digit("one"), session_id=sid("s"))
     assert not queued.logged
 
     disposable_postgres.start()

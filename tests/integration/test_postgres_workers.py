@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from credentials import sid
 from drawing import draw_digit
 from sqlalchemy import text
 
@@ -61,7 +62,7 @@ def test_postgres_timestamps_read_back_in_utc_whatever_the_session_zone(
         data_dir=tmp_path / "data", database_url=postgres_url, model_dir=tiny_model_dir
     )
     service = build_service(settings)
-    made = service.predict(make_digit("one"), session_id="s")
+    made = service.predict(make_digit("one"), session_id=sid("s"))
     service.close()
 
     engine = create_engine_from_url(postgres_url)

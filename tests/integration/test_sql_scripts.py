@@ -16,7 +16,7 @@ from digitrec.storage import create_engine_from_url, current_revision, head_revi
 DB_DIR = Path(__file__).resolve().parents[2] / "db"
 # The container's entrypoint runs its scripts in name order.
 SCRIPTS = sorted(DB_DIR.glob("*.sql"))
-TABLES = ("prediction_logs", "alembic_version")
+TABLES = ("prediction_logs", "model_versions", "alembic_version")
 
 pytestmark = pytest.mark.postgres
 

@@ -11,7 +11,11 @@ from digitrec.ui import formatting
 
 
 def prediction(
-    digit: int, confidence: float, runner_up: int, actual: int | None = None
+    digit: int,
+    confidence: float,
+    runner_up: int,
+    actual: int | None = None,
+    version: int | None = None,
 ) -> PredictionPublic:
     probabilities = [0.0] * 10
     probabilities[digit] = confidence
@@ -21,6 +25,7 @@ def prediction(
         timestamp=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
         session_id="s",
         model="default",
+        model_version=version,
         prediction=digit,
         confidence=confidence,
         probabilities=probabilities,
@@ -68,7 +73,7 @@ def test_parse_digit_refuses_anything_else(typed: str) -> None:
 
 
 def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -> None:
-    newest_first = [prediction(1, 0.9, 7, actual=7), prediction(0, 0.8, 6)]
+    newest_first = [prediction(1, 0.9, 7, actual=7, version=2), prediction(0, 0.8, 6)]
     rows = formatting.history_rows(newest_first, count=5)
     assert rows == [
         {
@@ -77,6 +82,7 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
             "Prediction": 1,
             "Confidence": "90%",
             "Actual": "7",
+            "Model": "default v2",
         },
         {
             "Index": 4,
@@ -84,6 +90,7 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
             "Prediction": 0,
             "Confidence": "80%",
             "Actual": "",
+            "Model": "default",
         },
     ]
     assert tuple(rows[0]) == formatting.HISTORY_COLUMNS

@@ -23,3 +23,11 @@ def test_database_url_schemes_map_to_psycopg(given: str, used: str) -> None:
 def test_database_url_from_the_environment_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGITREC_DATABASE_URL", "postgres://app@db/digitrec")
     assert Settings().database_url == "postgresql+psycopg://app@db/digitrec"
+
+
+def test_empty_secrets_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compose passes `${DIGITREC_ADMIN_TOKEN:-}`: an empty token must not open the admin views.
+    monkeypatch.setenv("DIGITREC_ADMIN_TOKEN", "")
+    monkeypatch.setenv("DIGITREC_API_KEY", "")
+    settings = Settings()
+    assert settings.admin_token is None and settings.api_key is None

@@ -208,10 +208,26 @@ def test_service_ready_reports_model_database_and_outbox(
 ) -> None:
     outbox = {"pending": 0, "capacity": settings.outbox_capacity}
     assert service.ready() == {"model": True, "database": True, "outbox": outbox}
-    missing = build_service(settings, model_dir=tmp_path / "empty")
+    # No model file and a registry that has none either: not ready.
+    fresh = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'fresh.db'}"})
+    missing = build_service(fresh, model_dir=tmp_path / "empty")
     assert missing.ready() == {"model": False, "database": True, "outbox": outbox}
     assert missing.models() == []
     missing.close()
+
+
+def test_a_replica_needs_nothing_but_the_database(
+    service: PredictionService, settings: Settings, tmp_path: Path, digit_png: bytes
+) -> None:
+    # `service` registered its model files; a replica with no model folder serves them.
+    replica = build_service(settings, model_dir=tmp_path / "empty")
+    try:
+        assert replica.models() == ["default", "lenet5"]
+        prediction = replica.predict(digit_png, session_id="s1")
+        assert (prediction.model, prediction.model_version) == ("default", 1)
+        assert prediction.probabilities == service.predict(digit_png).probabilities
+    finally:
+        replica.close()
 
 
 def test_service_build_creates_the_data_dir_and_migrates(

@@ -76,8 +76,8 @@ def test_repository_insert_then_list_round_trips_a_row(engine: Engine) -> None:
 
 def test_repository_insert_same_uid_twice_keeps_one_row(engine: Engine) -> None:
     record = make_record()
-    insert_prediction(engine, record)
-    insert_prediction(engine, record)
+    assert insert_prediction(engine, record) is True
+    assert insert_prediction(engine, record) is False  # already there
     assert list_predictions(engine)[1] == 1
 
 

@@ -16,8 +16,9 @@ from digitrec.api import insights
 from digitrec.api.errors import ERROR_RESPONSES, add_exception_handlers
 from digitrec.api.limits import BodyLimitMiddleware
 from digitrec.api.metrics import MetricsMiddleware
-from digitrec.api.routes import router
+from digitrec.api.routes import keyed, router
 from digitrec.config import Settings, get_settings
+from digitrec.contract import ERROR_CODE_HEADER, ERRORS_BY_CODE, VALIDATION_ERROR_CODE
 from digitrec.service import PredictionService, build_service
 
 logger = logging.getLogger(__name__)
@@ -26,12 +27,11 @@ logger = logging.getLogger(__name__)
 # bench/load.py, 32 clients: 2, 4 and 8 threads cost 3.4, 3.6 and 3.7 ms of CPU per request;
 # 4 keeps a slow read (stats over a large table) from stalling predictions.
 THREADPOOL_SIZE = 4
+ERROR_CODE_NAMES = ", ".join(f"`{code}`" for code in [*ERRORS_BY_CODE, VALIDATION_ERROR_CODE])
 
-DESCRIPTION = """\
-Recognise a hand-drawn digit and log it. Every error answer is JSON `{"detail": "..."}`;
-its `X-Error-Code` header names the failure (`empty_drawing`, `invalid_image`,
-`unknown_model`, `invalid_digit`, `prediction_not_found`, `storage_unavailable`,
-`validation`, `too_large`).
+DESCRIPTION = f"""\
+Recognise a hand-drawn digit and log it. Every error answer is JSON `{{"detail": "..."}}`;
+its `{ERROR_CODE_HEADER}` header names the failure ({ERROR_CODE_NAMES}).
 """
 
 
@@ -57,8 +57,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)
     add_exception_handlers(app)
-    app.include_router(router)
+    app.include_router(keyed)
     app.include_router(insights.router)
+    app.include_router(router)
     return app
 
 

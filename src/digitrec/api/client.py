@@ -13,14 +13,23 @@ from urllib.parse import quote
 import httpx
 
 from digitrec.contract import (
+    API_KEY_HEADER,
     ERROR_CODE_HEADER,
     ERRORS_BY_CODE,
+    IDEMPOTENCY_KEY_HEADER,
+    SESSION_ID_HEADER,
     VALIDATION_ERROR_CODE,
     InvalidDigitError,
     PredictionNotFoundError,
 )
 from digitrec.preprocessing import ImageSource, encode_png
-from digitrec.schemas import InsightsPublic, PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.schemas import (
+    InsightsPublic,
+    ModelPublic,
+    PredictionPublic,
+    PredictionsPublic,
+    StatsPublic,
+)
 
 if TYPE_CHECKING:  # a dict at run time: the page in API mode imports no SQL or model code
     from digitrec.service import Readiness
@@ -51,31 +60,50 @@ class ApiClient:
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
         http: httpx.Client | None = None,
+        api_key: str | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # One pooled client: a kept-alive connection saves a TCP handshake per request.
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._headers: dict[str, str] = {}
+        if api_key:
+            self._headers[API_KEY_HEADER] = api_key
+        if admin_token:  # an operator's client: the views across sessions
+            self._headers["Authorization"] = f"Bearer {admin_token}"
 
     def predict(
-        self, image: ImageSource, *, session_id: str, model: str | None = None
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
     ) -> PredictionPublic:
         """Recognise the digit in `image` (encoded bytes, a PIL image or an array).
 
-        `model` None: the service's default model.
+        `session_id` None: the service starts a session (the answer names it). `model` None:
+        the service's default model. `idempotency_key`: one per Predict press.
         """
-        payload = {
-            "image": base64.b64encode(encode_png(image)).decode("ascii"),
-            "session_id": session_id,
-        }
+        payload = {"image": base64.b64encode(encode_png(image)).decode("ascii")}
+        if session_id is not None:
+            payload["session_id"] = session_id
         if model is not None:
             payload["model"] = model
-        return PredictionPublic.model_validate(self._call("POST", "/predict", json=payload))
+        headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
+        answer = self._call("POST", "/predict", json=payload, headers=headers)
+        return PredictionPublic.model_validate(answer)
 
-    def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic:
-        """Record the true digit of a prediction."""
+    def submit_feedback(
+        self, prediction_id: str, actual: int, *, session_id: str | None = None
+    ) -> PredictionPublic:
+        """Record the true digit of one of `session_id`'s predictions."""
         path = f"/predictions/{quote(prediction_id, safe='')}/feedback"
+        body: dict[str, Any] = {"actual": actual}
+        if session_id is not None:
+            body["session_id"] = session_id
         try:
-            answer = self._call("POST", path, json={"actual": actual})
+            answer = self._call("POST", path, json=body)
         except ApiError as exc:
             if exc.status_code == 422:  # a digit outside 0..9 fails the request's validation
                 raise InvalidDigitError(exc.detail) from exc
@@ -98,10 +126,14 @@ class ApiClient:
         params = {"session_id": session_id} if session_id is not None else {}
         return StatsPublic.model_validate(self._call("GET", "/stats", params=params))
 
-    def image_png(self, prediction_id: str) -> bytes:
-        """The 28x28 image the model saw for a prediction, as PNG bytes."""
+    def image_png(self, prediction_id: str, *, session_id: str | None = None) -> bytes:
+        """The 28x28 image the model saw for one of `session_id`'s predictions, as PNG bytes."""
+        headers = dict(self._headers)
+        if session_id is not None:
+            headers[SESSION_ID_HEADER] = session_id
         try:
-            response = self._http.get(f"/predictions/{quote(prediction_id, safe='')}/image")
+            path = f"/predictions/{quote(prediction_id, safe='')}/image"
+            response = self._http.get(path, headers=headers)
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"GET {self.base_url}/predictions failed: {exc}") from exc
         if response.status_code == 404:
@@ -112,8 +144,11 @@ class ApiClient:
 
     def models(self) -> list[str]:
         """The names of the models the service can use."""
-        names: list[str] = self._call("GET", "/models")
-        return names
+        return [model.name for model in self.model_catalog()]
+
+    def model_catalog(self) -> list[ModelPublic]:
+        """Every model with the version that serves it and all its registry versions."""
+        return [ModelPublic.model_validate(m) for m in self._call("GET", "/models")]
 
     def ready(self) -> Readiness:
         """`{"model", "database", "outbox": {"pending", "capacity"}}` as the service found
@@ -150,9 +185,13 @@ class ApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(
+                method, path, headers={**self._headers, **(headers or {})}, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"{method} {self.base_url}{path} failed: {exc}") from exc
         if response.is_success:

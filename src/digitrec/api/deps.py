@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from digitrec.contract import InvalidImageError
-from digitrec.schemas import PredictRequest
+from digitrec.contract import IDEMPOTENCY_KEY_HEADER, InvalidImageError, SessionRequiredError
+from digitrec.schemas import PredictRequest, SessionId
 from digitrec.service import PredictionService
 
-# Session ids and model names end up in SQL rows, file names and metric labels: keep them to
-# a short, printable alphabet (a UUID, hex or not, fits).
-SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# Model names, prediction ids and idempotency keys end up in SQL rows, file names and metric
+# labels: keep them to a short, printable alphabet.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
-SessionId = Annotated[str, Field(pattern=SESSION_ID_PATTERN, examples=["3f2a9c0d5b7e4e1f"])]
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, examples=["default"])]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -36,9 +35,6 @@ async def get_service(request: Request) -> PredictionService:
 
 
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
-SessionQuery = Annotated[
-    str | None, Query(pattern=SESSION_ID_PATTERN, description="Only this session's rows.")
-]
 
 
 class PredictFields(BaseModel):
@@ -57,13 +53,9 @@ class PredictInput:
     """An image to recognise, decoded from whichever form the request used."""
 
     image: bytes
-    session_id: str
+    session_id: str | None  # None: the service starts a new session
     model: str | None  # None: the service's default model
-
-
-def new_session_id() -> str:
-    """A fresh session id for a request that came without one."""
-    return uuid.uuid4().hex
+    idempotency_key: str | None  # one per Predict press; None: every request is a new row
 
 
 async def read_predict_input(request: Request) -> PredictInput:
@@ -86,7 +78,14 @@ async def read_predict_input(request: Request) -> PredictInput:
         raise HTTPException(
             415, "send JSON {\"image\": <base64>} or a multipart upload in the field 'file'"
         )
-    return PredictInput(image, fields.session_id or new_session_id(), fields.model)
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if key is not None and not IDEMPOTENCY_KEY_PATTERN.match(key):
+        raise HTTPException(422, f"{IDEMPOTENCY_KEY_HEADER}: 1 to 128 of A-Z a-z 0-9 _ . : -")
+    if key is not None and fields.session_id is None:
+        raise SessionRequiredError(
+            f"an {IDEMPOTENCY_KEY_HEADER} needs the session_id it belongs to"
+        )
+    return PredictInput(image, fields.session_id, fields.model, key)
 
 
 PredictInputDep = Annotated[PredictInput, Depends(read_predict_input)]

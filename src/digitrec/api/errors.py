@@ -22,13 +22,16 @@ from digitrec.contract import (
     VALIDATION_ERROR_CODE,
     EmptyDrawingError,
     ImageTooLargeError,
+    OutboxFullError,
     StorageUnavailableError,
+    UnauthorizedError,
     error_code,
 )
 from digitrec.schemas import ErrorPublic
 
 logger = logging.getLogger(__name__)
 
+UNAVAILABLE_DETAIL = "the database is unavailable; try again shortly"
 RETRY_AFTER_S = 5  # how long a client should wait before asking again while the database is down
 TOO_LARGE = ERROR_CODES[ImageTooLargeError]
 
@@ -69,10 +72,12 @@ async def _known_error(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
         return error_response(
             status,
-            "the database is unavailable; try again shortly",
+            detail if isinstance(exc, OutboxFullError) else UNAVAILABLE_DETAIL,
             code,
             {RETRY_AFTER_HEADER: str(RETRY_AFTER_S)},
         )
+    if isinstance(exc, UnauthorizedError):
+        return error_response(status, detail, code, {"WWW-Authenticate": "Bearer"})
     return error_response(status, detail, code)
 
 

@@ -8,23 +8,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
+from digitrec.api.access import AdminDep, ApiKeyDep, SessionDep, SessionOrAdminDep
 from digitrec.api.deps import (
     PREDICT_REQUEST_BODY,
     PREDICTION_ID_PATTERN,
     PredictInputDep,
     ServiceDep,
-    SessionQuery,
 )
 from digitrec.api.metrics import record_outbox_pending, record_prediction, render_metrics
+from digitrec.contract import SESSION_ID_HEADER, SessionRequiredError
 from digitrec.schemas import (
     ErrorPublic,
     FeedbackIn,
+    ModelPublic,
     PredictionPublic,
     PredictionsPublic,
     StatsPublic,
 )
 
 router = APIRouter()
+# Everything but liveness, readiness and metrics; with DIGITREC_API_KEY set, only for its holders.
+keyed = APIRouter(dependencies=[ApiKeyDep])
 
 MAX_PAGE_ROWS = 1000
 MAX_OFFSET = 2**31 - 1  # SQLite and PostgreSQL integers overflow past 64 bits; stay well inside
@@ -32,6 +36,10 @@ MAX_OFFSET = 2**31 - 1  # SQLite and PostgreSQL integers overflow past 64 bits; 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such prediction or model."}}
 UNAVAILABLE: Responses = {503: {"model": ErrorPublic, "description": "The database is down."}}
+DENIED: Responses = {
+    401: {"model": ErrorPublic, "description": "The admin token (or API key) is missing."},
+    403: {"model": ErrorPublic, "description": "Views across sessions are off."},
+}
 
 
 class HealthPublic(BaseModel):
@@ -62,7 +70,7 @@ class ReadinessPublic(BaseModel):
         return self.model and (self.database or has_room)
 
 
-@router.post(
+@keyed.post(
     "/predict",
     tags=["predictions"],
     openapi_extra=PREDICT_REQUEST_BODY,
@@ -77,18 +85,25 @@ def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
 
     Any other format is refused (422); over 12 megapixels (WebP: over 1920x1080) is a 413.
     Send JSON `{"image": <base64>, "session_id": ..., "model": ...}` or a multipart upload with
-    the image in the field `file`. Without a session id the prediction starts a new session.
+    the image in the field `file`. Without a session id the prediction starts a new session:
+    keep the `session_id` of the answer, it is what lets you see and label your predictions.
+    An `Idempotency-Key` header (with a session id) makes a retry return the first answer.
     """
     # A plain def: FastAPI runs it in the worker's threadpool, so one request's database commit
     # overlaps the next one's preprocessing. Measured with bench/load.py against running it
     # inline on the event loop: inline saves ~0.8 ms of CPU, but on PostgreSQL (a commit waits
     # for its fsync) it gave higher latency and lower throughput at 32 clients.
-    prediction = service.predict(body.image, session_id=body.session_id, model=body.model)
+    prediction = service.predict(
+        body.image,
+        session_id=body.session_id,
+        model=body.model,
+        idempotency_key=body.idempotency_key,
+    )
     record_prediction(prediction)
     return prediction
 
 
-@router.post(
+@keyed.post(
     "/predictions/{prediction_id}/feedback",
     tags=["predictions"],
     responses={**NOT_FOUND, **UNAVAILABLE},
@@ -97,12 +112,20 @@ def submit_feedback(
     prediction_id: Annotated[str, Path(pattern=PREDICTION_ID_PATTERN)],
     feedback: FeedbackIn,
     service: ServiceDep,
+    session_id: SessionDep,
 ) -> PredictionPublic:
-    """Record the true digit of a prediction; sending it again replaces it."""
-    return service.submit_feedback(prediction_id, feedback.actual)
+    """Record the true digit of a prediction; sending it again replaces it.
+
+    Only the session that made the prediction may label it (`session_id` in the body or the
+    query, or the X-Session-ID header); for any other the prediction is not found.
+    """
+    owner = feedback.session_id or session_id
+    if owner is None:
+        raise SessionRequiredError(f"send the session_id (or {SESSION_ID_HEADER}) to label")
+    return service.submit_feedback(prediction_id, feedback.actual, session_id=owner)
 
 
-@router.get(
+@keyed.get(
     "/predictions/{prediction_id}/image",
     tags=["predictions"],
     response_class=Response,
@@ -110,36 +133,42 @@ def submit_feedback(
         200: {"content": {"image/png": {}}, "description": "The 28x28 model input, PNG."},
         **NOT_FOUND,
         **UNAVAILABLE,
+        **DENIED,
     },
 )
 def prediction_image(
-    prediction_id: Annotated[str, Path(pattern=PREDICTION_ID_PATTERN)], service: ServiceDep
+    prediction_id: Annotated[str, Path(pattern=PREDICTION_ID_PATTERN)],
+    service: ServiceDep,
+    session_id: SessionOrAdminDep,
 ) -> Response:
-    """The 28x28 image the model saw for a prediction."""
-    return Response(service.image_png(prediction_id), media_type="image/png")
+    """The 28x28 image the model saw for one of this session's predictions (any, for the admin)."""
+    return Response(service.image_png(prediction_id, session_id=session_id), media_type="image/png")
 
 
-@router.get("/predictions", tags=["predictions"], responses=UNAVAILABLE)
+@keyed.get("/predictions", tags=["predictions"], responses={**UNAVAILABLE, **DENIED})
 def history(
     service: ServiceDep,
-    session_id: SessionQuery = None,
+    session_id: SessionOrAdminDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PredictionsPublic:
-    """Logged predictions, newest first, with the total count for the same filter."""
+    """This session's predictions, newest first, with their total count (every session's,
+    for the admin, when no session is named)."""
     return service.history(session_id=session_id, limit=limit, offset=offset)
 
 
-@router.get("/stats", tags=["predictions"], responses=UNAVAILABLE)
-def stats(service: ServiceDep, session_id: SessionQuery = None) -> StatsPublic:
-    """Accuracy as people reported it, per digit, and the confusion matrix."""
+@keyed.get("/stats", tags=["predictions"], responses={**UNAVAILABLE, **DENIED})
+def stats(service: ServiceDep, session_id: SessionOrAdminDep) -> StatsPublic:
+    """Accuracy as people reported it, per digit, and the confusion matrix: this session's (or
+    over every session, for the admin, when no session is named)."""
     return service.stats(session_id=session_id)
 
 
-@router.get("/models", tags=["models"])
-def models(service: ServiceDep) -> list[str]:
-    """The names of the models a prediction may ask for."""
-    return service.models()
+@keyed.get("/models", tags=["models"])
+def models(service: ServiceDep) -> list[ModelPublic]:
+    """The models a prediction may ask for: the version that serves each, and every version
+    in the registry with its metrics, gate results and standing."""
+    return service.model_catalog()
 
 
 @router.get("/health", tags=["operations"])
@@ -168,7 +197,11 @@ async def ready(service: ServiceDep, response: Response) -> ReadinessPublic:
     "/metrics",
     tags=["operations"],
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+        **DENIED,
+    },
+    dependencies=[AdminDep],
 )
 def metrics() -> Response:
     """Prometheus metrics, summed over all workers of this server."""

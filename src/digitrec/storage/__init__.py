@@ -6,11 +6,13 @@ from digitrec.storage.guard import DatabaseGuard
 from digitrec.storage.migrate import current_revision, head_revision, upgrade
 from digitrec.storage.outbox import Outbox
 from digitrec.storage.records import Feedback, PredictionRecord
+from digitrec.storage.registry import list_versions
 from digitrec.storage.repository import (
     apply_pending,
     check_writable,
     count_outcomes,
     fetch_image_png,
+    fetch_prediction,
     insert_prediction,
     list_predictions,
     ping,
@@ -31,10 +33,12 @@ __all__ = [
     "create_engine_from_url",
     "current_revision",
     "fetch_image_png",
+    "fetch_prediction",
     "head_revision",
     "insert_prediction",
     "is_sqlite",
     "list_predictions",
+    "list_versions",
     "ping",
     "prediction_logs",
     "set_feedback",

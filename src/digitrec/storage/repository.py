@@ -23,7 +23,6 @@ T = TypeVar("T")
 # stops a wait on a server, proxy or network that went silent.
 CALL_LIMIT_S = 2 * PG_STATEMENT_TIMEOUT_S
 
-
 # What history and feedback return: every column but the row number and the images, `uid`
 # under its public name.
 PRIVATE_COLUMNS = frozenset({"id", "image_png", "canvas_png"})
@@ -34,17 +33,34 @@ PUBLIC_COLUMNS = tuple(
 )
 
 
-def insert_prediction(engine: Engine, record: PredictionRecord) -> None:
-    """Insert one prediction (a single INSERT; a row with the same uid is left as it is)."""
-    statement = _insert_ignoring_duplicates(engine)
-    _run(engine, lambda conn: conn.execute(statement, [record.model_dump()]))
+def insert_prediction(engine: Engine, record: PredictionRecord) -> bool:
+    """Insert one prediction; False when a row with the same uid was already there."""
+    # RETURNING, not rowcount: psycopg reports -1 rows for INSERT ... ON CONFLICT DO NOTHING.
+    statement = (
+        _insert_ignoring_duplicates(engine)
+        .values(record.model_dump())
+        .returning(prediction_logs.c.uid)
+    )
+    return _run(engine, lambda conn: conn.execute(statement).first()) is not None
 
 
-def set_feedback(engine: Engine, feedback: Feedback) -> RowMapping | None:
+def fetch_prediction(engine: Engine, uid: str) -> RowMapping | None:
+    """One prediction's public columns; None for an unknown uid."""
+    query = select(*PUBLIC_COLUMNS).where(prediction_logs.c.uid == uid)
+    return _run(engine, lambda conn: conn.execute(query).mappings().first())
+
+
+def set_feedback(
+    engine: Engine, feedback: Feedback, session_id: str | None = None
+) -> RowMapping | None:
     """Record the label unless a newer one is there, and return the row as it now stands;
-    None when no row has that uid."""
+    None when no row has that uid (in `session_id`, when one is given: another session's
+    prediction is not found)."""
     statement = _feedback_update(feedback).returning(*PUBLIC_COLUMNS)
     current = select(*PUBLIC_COLUMNS).where(prediction_logs.c.uid == feedback.uid)
+    if session_id is not None:
+        statement = statement.where(prediction_logs.c.session_id == session_id)
+        current = current.where(prediction_logs.c.session_id == session_id)
 
     def work(conn: Connection) -> RowMapping | None:
         updated = conn.execute(statement).mappings().first()
@@ -99,9 +115,12 @@ def count_outcomes(
     return [(actual, int(prediction), int(n)) for actual, prediction, n in rows]
 
 
-def fetch_image_png(engine: Engine, uid: str) -> bytes | None:
-    """The 28x28 model input of a prediction as PNG bytes; None for an unknown uid."""
+def fetch_image_png(engine: Engine, uid: str, session_id: str | None = None) -> bytes | None:
+    """The 28x28 model input of a prediction as PNG bytes; None for an unknown uid (or one
+    of another session, when `session_id` is given)."""
     query = select(prediction_logs.c.image_png).where(prediction_logs.c.uid == uid)
+    if session_id is not None:
+        query = query.where(prediction_logs.c.session_id == session_id)
     return _run(engine, lambda conn: conn.execute(query).scalar_one_or_none())
 
 

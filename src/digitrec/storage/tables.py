@@ -17,7 +17,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +71,8 @@ class PredictionLog(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     session_id: Mapped[str] = mapped_column(String)
     model: Mapped[str] = mapped_column(String)
+    # The registry version that answered; None for rows logged before the registry.
+    model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prediction: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)  # 10 floats summing to 1
@@ -89,3 +93,42 @@ class PredictionLog(Base):
 
 
 prediction_logs: Table = PredictionLog.__table__  # type: ignore[assignment]
+
+# A version's standing: one champion per name serves; candidates wait for the gates.
+MODEL_STATUSES = ("candidate", "champion", "rejected", "retired")
+
+
+class ModelVersion(Base):
+    """One trained version of a named model: its ONNX bytes, how it was made, its standing."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per name
+    parent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    onnx: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))  # of `onnx`, checked before serving it
+    # torch weights (a checkpoint) the learner fine-tunes from; None: it cannot be fine-tuned.
+    checkpoint: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    temperature: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # per data set, and the gates
+    # What it learned from: {"rows": n, "sessions": n, "newest_feedback_at": iso} or shipped.
+    trained_on: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_by: Mapped[str] = mapped_column(String)  # who or what changed it
+    status_reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint(
+            "status IN ('candidate', 'champion', 'rejected', 'retired')", name="status_known"
+        ),
+        # What every replica polls: the champion of each name.
+        Index(None, "name", "status"),
+    )
+
+
+model_versions: Table = ModelVersion.__table__  # type: ignore[assignment]

@@ -18,10 +18,17 @@ class DigitClient(Protocol):
     """What the page needs from the service; the service and the API client both provide it."""
 
     def predict(
-        self, image: ImageSource, *, session_id: str, model: str | None = None
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
     ) -> PredictionPublic: ...
 
-    def submit_feedback(self, prediction_id: str, actual: int) -> PredictionPublic: ...
+    def submit_feedback(
+        self, prediction_id: str, actual: int, *, session_id: str | None = None
+    ) -> PredictionPublic: ...
 
     def history(
         self, session_id: str | None = None, limit: int = 100, offset: int = 0
@@ -39,7 +46,10 @@ def make_client(settings: Settings) -> DigitClient:
     if settings.api_url:
         from digitrec.api.client import ApiClient
 
-        client: DigitClient = ApiClient(settings.api_url, timeout_s=settings.request_timeout_s)
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        client: DigitClient = ApiClient(
+            settings.api_url, timeout_s=settings.request_timeout_s, api_key=key
+        )
         return client
     from digitrec.service import build_service
 

@@ -10,7 +10,7 @@ from digitrec.schemas import PredictionPublic, StatsPublic
 # Below this calibrated confidence the page names the two likeliest digits.
 LOW_CONFIDENCE = 0.6
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-HISTORY_COLUMNS = ("Index", "Timestamp", "Prediction", "Confidence", "Actual")
+HISTORY_COLUMNS = ("Index", "Timestamp", "Prediction", "Confidence", "Actual", "Model")
 INVALID_DIGIT_MESSAGE = "Enter a single digit from 0 to 9"
 EMPTY_MESSAGE = "The slate is empty: draw a digit first, then press Predict."
 DELAYED_MESSAGE = (
@@ -69,9 +69,17 @@ def history_rows(predictions: Sequence[PredictionPublic], count: int) -> list[di
             "Prediction": p.prediction,
             "Confidence": percent(p.confidence),
             "Actual": "" if p.actual is None else str(p.actual),
+            "Model": model_label(p),
         }
         for position, p in enumerate(predictions)
     ]
+
+
+def model_label(result: PredictionPublic) -> str:
+    """The model and the registry version that answered: `default v2` (or just `default`)."""
+    if result.model_version is None:
+        return result.model
+    return f"{result.model} v{result.model_version}"
 
 
 def stats_line(stats: StatsPublic) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -90,7 +91,9 @@ def _predict(
     state: PageState, client: DigitClient, png: bytes, slate: Slate, *, session_id: str, model: str
 ) -> None:
     try:
-        result = client.predict(png, session_id=session_id, model=model)
+        # One drawing, one model: one row, however often Predict is pressed (or a rerun repeats it).
+        press = hashlib.sha256(png + model.encode()).hexdigest()[:32]
+        result = client.predict(png, session_id=session_id, model=model, idempotency_key=press)
     except EmptyDrawingError:
         state.refuse(Notice("info", formatting.EMPTY_MESSAGE))
         return
@@ -140,7 +143,7 @@ def render_result(state: PageState, *, waiting: bool) -> None:
     )
     if state.preview is not None:
         st.image(_upscaled(state.preview), caption="What the model saw (28×28)")
-    st.caption(f"Model {result.model} · {result.latency_ms:.0f} ms")
+    st.caption(f"Model {formatting.model_label(result)} · {result.latency_ms:.0f} ms")
 
 
 def _upscaled(image: np.ndarray) -> Image.Image:
@@ -188,7 +191,7 @@ def _send_feedback(state: PageState, client: DigitClient, digit: int) -> None:
     if result is None:
         return
     try:
-        updated = client.submit_feedback(result.id, digit)
+        updated = client.submit_feedback(result.id, digit, session_id=result.session_id)
     except PredictionNotFoundError:
         state.feedback_notice = Notice("warning", "That prediction is no longer on record.")
         return

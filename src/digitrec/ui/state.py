@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from digitrec.schemas import PredictionPublic
+from digitrec.schemas import PredictionPublic, new_session_id
 
 # The canvas debounces by 200 ms; the rest covers the round trip to the server.
 PENDING_WAIT_S = 0.5
@@ -189,7 +189,7 @@ class PageState:
         """The session in the URL, made and written there when absent or malformed."""
         wanted = normalise_session_id(query_params.get("session"))
         if wanted is None:
-            wanted = self._store.get(_SESSION_ID) or uuid.uuid4().hex
+            wanted = self._store.get(_SESSION_ID) or new_session_id()
         if query_params.get("session") != wanted:
             query_params["session"] = wanted
         self._store[_SESSION_ID] = wanted

@@ -1,4 +1,5 @@
-"""The `digitrec` command: data, train, export, evaluate, predict, examples, db, serve, app."""
+"""The `digitrec` command: data, train, export, evaluate, predict, examples, db, models, serve,
+app."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from digitrec.cli import registry
 from digitrec.config import get_settings
 from digitrec.inference import (
     MODEL_NAMES,
@@ -403,3 +405,6 @@ def app(host: str, port: int) -> None:
     from digitrec.ui.launch import run_app
 
     run_app(host, port)
+
+
+main.add_command(registry.models)
