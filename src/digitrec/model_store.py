@@ -133,9 +133,12 @@ def register_shipped_models(engine: Engine, model_dir: Path | None) -> list[str]
                 status=CHAMPION,
                 by="digitrec (first start)",
                 reason="the model shipped with the app",
+                version=1,  # only ever once: a second starter's insert fails on (name, 1)
             )
-        except IntegrityError:  # another replica registered it at the same moment
-            continue
+        except StorageUnavailableError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                continue  # another replica registered it at the same moment
+            raise
         added.append(name)
     return added
 

@@ -4,6 +4,7 @@ bytes, and the shipped models as version 1 champions."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,13 @@ def test_model_store_serves_a_promoted_champion_and_never_a_corrupt_one(
     assert store.refresh() == []
     assert store.predictor("default").version == 2
     store.close()
+
+
+def test_replicas_starting_together_register_each_model_once(
+    engine: Engine, tiny_model_dir: Path
+) -> None:
+    # Two API workers start at the same moment on an empty registry.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: register_shipped_models(engine, tiny_model_dir), range(4)))
+    versions = [(row.name, row.version, row.status) for row in list_versions(engine)]
+    assert versions == [("default", 1, CHAMPION), ("lenet5", 1, CHAMPION)]

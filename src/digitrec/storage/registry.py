@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.engine import RowMapping
 
 from digitrec.contract import UnknownModelError
-from digitrec.storage.repository import _run as run_in_transaction
+from digitrec.storage.repository import run_in_transaction
 from digitrec.storage.tables import model_versions
 
 CANDIDATE, CHAMPION, REJECTED, RETIRED = "candidate", "champion", "rejected", "retired"
@@ -50,21 +50,30 @@ def register_version(
     reason: str,
     parent_version: int | None = None,
     checkpoint: bytes | None = None,
+    version: int | None = None,
 ) -> int:
-    """Add the next version of `name` and return its number."""
+    """Add a version of `name` (the next one, unless `version` is given) and return its number.
+
+    Two writers adding the same number: one fails (StorageUnavailableError caused by an
+    IntegrityError) and changes nothing.
+    """
 
     def work(conn: Connection) -> int:
+        if version is not None:
+            return _insert(conn, version)
         newest = conn.execute(
             select(func.max(model_versions.c.version)).where(model_versions.c.name == name)
         ).scalar_one()
-        version = (newest or 0) + 1
+        return _insert(conn, (newest or 0) + 1)
+
+    def _insert(conn: Connection, number: int) -> int:
         now = datetime.now(UTC)
         if status == CHAMPION:
-            _retire_champion(conn, name, now, by, f"replaced by version {version}")
+            _retire_champion(conn, name, now, by, f"replaced by version {number}")
         conn.execute(
             model_versions.insert().values(
                 name=name,
-                version=version,
+                version=number,
                 parent_version=parent_version,
                 created_at=now,
                 onnx=onnx,
@@ -79,7 +88,7 @@ def register_version(
                 status_reason=reason,
             )
         )
-        return version
+        return number
 
     return run_in_transaction(engine, work)
 

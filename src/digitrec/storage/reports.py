@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Engine, case, func, literal_column, select
 from sqlalchemy.engine import RowMapping
 
-from digitrec.storage.repository import _run as run_in_transaction
+from digitrec.storage.repository import run_in_transaction
 from digitrec.storage.tables import prediction_logs
 
 HOUR, DAY = "hour", "day"

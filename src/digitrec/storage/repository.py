@@ -41,13 +41,13 @@ def insert_prediction(engine: Engine, record: PredictionRecord) -> bool:
         .values(record.model_dump())
         .returning(prediction_logs.c.uid)
     )
-    return _run(engine, lambda conn: conn.execute(statement).first()) is not None
+    return run_in_transaction(engine, lambda conn: conn.execute(statement).first()) is not None
 
 
 def fetch_prediction(engine: Engine, uid: str) -> RowMapping | None:
     """One prediction's public columns; None for an unknown uid."""
     query = select(*PUBLIC_COLUMNS).where(prediction_logs.c.uid == uid)
-    return _run(engine, lambda conn: conn.execute(query).mappings().first())
+    return run_in_transaction(engine, lambda conn: conn.execute(query).mappings().first())
 
 
 def set_feedback(
@@ -67,7 +67,7 @@ def set_feedback(
         # None: no such row, or a newer label won; the row as it stands says which.
         return updated if updated is not None else conn.execute(current).mappings().first()
 
-    return _run(engine, work)
+    return run_in_transaction(engine, work)
 
 
 def apply_pending(
@@ -81,7 +81,7 @@ def apply_pending(
         for item in feedback:
             conn.execute(_feedback_update(item))
 
-    _run(engine, work)
+    run_in_transaction(engine, work)
 
 
 def list_predictions(
@@ -100,7 +100,7 @@ def list_predictions(
         rows = list(conn.execute(page).mappings())
         return rows, int(conn.execute(total).scalar_one())
 
-    return _run(engine, work)
+    return run_in_transaction(engine, work)
 
 
 def count_outcomes(
@@ -111,7 +111,7 @@ def count_outcomes(
     query = select(c.actual, c.prediction, func.count()).group_by(c.actual, c.prediction)
     if session_id is not None:
         query = query.where(c.session_id == session_id)
-    rows = _run(engine, lambda conn: conn.execute(query).all())
+    rows = run_in_transaction(engine, lambda conn: conn.execute(query).all())
     return [(actual, int(prediction), int(n)) for actual, prediction, n in rows]
 
 
@@ -121,7 +121,7 @@ def fetch_image_png(engine: Engine, uid: str, session_id: str | None = None) -> 
     query = select(prediction_logs.c.image_png).where(prediction_logs.c.uid == uid)
     if session_id is not None:
         query = query.where(prediction_logs.c.session_id == session_id)
-    return _run(engine, lambda conn: conn.execute(query).scalar_one_or_none())
+    return run_in_transaction(engine, lambda conn: conn.execute(query).scalar_one_or_none())
 
 
 def check_writable(engine: Engine) -> None:
@@ -141,13 +141,13 @@ def check_writable(engine: Engine) -> None:
         for probe in probes:
             conn.execute(probe)
 
-    _run(engine, work)
+    run_in_transaction(engine, work)
 
 
 def ping(engine: Engine) -> bool:
     """Whether the database answers a trivial query."""
     try:
-        _run(engine, lambda conn: conn.execute(text("SELECT 1")))
+        run_in_transaction(engine, lambda conn: conn.execute(text("SELECT 1")))
     except StorageUnavailableError:
         return False
     return True
@@ -177,7 +177,7 @@ def _feedback_update(feedback: Feedback) -> Update:
     )
 
 
-def _run(engine: Engine, work: Callable[[Connection], T]) -> T:
+def run_in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction, within CALL_LIMIT_S; any database failure becomes
     StorageUnavailableError. A dead pooled connection (a server restart) is retried once."""
     for attempt in (1, 2):
