@@ -1,0 +1,163 @@
+"""Measure champion and candidate on the same data; promote only if every gate holds.
+
+The gates run on data no session trained the candidate on: MNIST test, and the sessions held
+out of the fine-tune (whole sessions, each counted for at most 50 rows). A candidate must:
+lose at most MAX_MNIST_DROP of MNIST test accuracy; not lose accuracy on the held-out
+sessions; not raise their calibration error by more than MAX_ECE_RISE; and come from at least
+`min_feedback` labelled rows. Anything else measured (the pen-drawn dev set) is reported only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from digitrec.calibration import softmax
+from digitrec.evaluation import classification_metrics
+from digitrec.inference import Predictor
+from digitrec.training import TrainResult, predict_logits
+
+MNIST_TEST = "mnist_test"
+HELD_OUT = "feedback_held_out"
+DRAWN_DEV = "drawn_dev"  # the pen-drawn dev set, when the caller has it
+MAX_MNIST_DROP = 0.001  # 0.1 point of accuracy
+MAX_ECE_RISE = 0.005  # 0.5 point of expected calibration error
+MIN_FEEDBACK = 50  # labelled rows
+_EPS = 1e-9  # accuracies are ratios of counts: compare them without float noise
+
+# Dataset name -> images (N, 28, 28) float32 in [0, 1], MNIST-form, and labels (N,).
+Datasets = Mapping[str, tuple[np.ndarray, np.ndarray]]
+# Dataset name -> {"n", "accuracy", "ece", "confident_wrong"}; None where n is 0.
+Metrics = dict[str, dict[str, Any]]
+MEASURES = ("n", "accuracy", "ece", "confident_wrong")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the candidate replaces the champion, and each gate's reading."""
+
+    promoted: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def probabilities(model: TrainResult | Predictor, images: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities (N, 10) of a torch result or an ONNX predictor."""
+    if isinstance(model, Predictor):
+        batch = images.astype(np.float32)[:, None]  # (N, 1, 28, 28)
+        chunks = max(1, -(-len(batch) // 1000))  # 1000 images a run
+        return np.concatenate([model.predict_tensor(p) for p in np.array_split(batch, chunks)])
+    return softmax(predict_logits(model.model, images))  # the temperature is inside the model
+
+
+def measure(model: TrainResult | Predictor, datasets: Datasets) -> Metrics:
+    """Accuracy, ECE, confident mistakes and size of the model on each dataset."""
+    metrics: Metrics = {}
+    for name, (images, labels) in datasets.items():
+        if len(labels) == 0:
+            metrics[name] = {"n": 0, "accuracy": None, "ece": None, "confident_wrong": None}
+            continue
+        found = classification_metrics(probabilities(model, images), np.asarray(labels))
+        metrics[name] = {key: found[key] for key in MEASURES}
+    return metrics
+
+
+def verdict(
+    champion: Metrics, candidate: Metrics, n_labelled: int, min_feedback: int = MIN_FEEDBACK
+) -> Verdict:
+    """Promote only if all four gates hold; each reason names its gate, both numbers, pass/fail."""
+    mnist = _both(champion, candidate, MNIST_TEST)
+    held_out = _both(champion, candidate, HELD_OUT)
+    drop, rise = 100 * MAX_MNIST_DROP, 100 * MAX_ECE_RISE
+    gates = [
+        _gate(
+            "MNIST test accuracy",
+            mnist,
+            "accuracy",
+            lambda old, new: new >= old - MAX_MNIST_DROP - _EPS,
+            f"may drop by at most {drop:.1f} point",
+        ),
+        _gate(
+            "held-out feedback accuracy",
+            held_out,
+            "accuracy",
+            lambda old, new: new >= old - _EPS,
+            "may not fall",
+        ),
+        _gate(
+            "held-out feedback calibration error",
+            held_out,
+            "ece",
+            lambda old, new: new <= old + MAX_ECE_RISE + _EPS,
+            f"may rise by at most {rise:.1f} point",
+        ),
+        (
+            n_labelled >= min_feedback,
+            f"labelled rows: {n_labelled} (at least {min_feedback} needed)",
+        ),
+    ]
+    reasons = [f"{text}: {'pass' if ok else 'fail'}" for ok, text in gates]
+    return Verdict(promoted=all(ok for ok, _ in gates), reasons=reasons)
+
+
+def _both(
+    champion: Metrics, candidate: Metrics, name: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Both models' metrics on `name`, or None if either was not measured on any rows."""
+    old, new = champion.get(name), candidate.get(name)
+    if old is None or new is None or not old["n"] or not new["n"]:
+        return None
+    return old, new
+
+
+def _gate(
+    name: str,
+    pair: tuple[dict[str, Any], dict[str, Any]] | None,
+    key: str,
+    holds: Callable[[float, float], bool],
+    rule: str,
+) -> tuple[bool, str]:
+    """(whether the gate holds, its reading); a gate without data fails."""
+    if pair is None:
+        return False, f"{name}: not measured (no rows)"
+    old, new = pair[0][key], pair[1][key]
+    text = f"{name}: champion {old:.2%}, candidate {new:.2%}, n {pair[1]['n']} ({rule})"
+    return holds(old, new), text
+
+
+def comparison_table(champion: Metrics, candidate: Metrics) -> str:
+    """Both models on every measure, a line per dataset and measure, for a terminal."""
+    names = list(dict.fromkeys([*champion, *candidate]))  # in order, each once
+    width = max([len("dataset"), *map(len, names)]) + 2
+    lines = [f"{'dataset':<{width}}{'measure':<17}{'champion':>10}{'candidate':>11}"]
+    for name in names:
+        for key in MEASURES:
+            old = champion.get(name, {}).get(key)
+            new = candidate.get(name, {}).get(key)
+            lines.append(f"{name:<{width}}{key:<17}{_cell(key, old):>10}{_cell(key, new):>11}")
+    return "\n".join(lines)
+
+
+def _cell(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return str(value) if key == "n" else f"{value:.2%}"
+
+
+def learning_report(
+    outcome: Verdict,
+    champion: Metrics,
+    candidate: Metrics,
+    champion_version: str | None,
+    candidate_version: str | None,
+) -> dict[str, Any]:
+    """What `--report FILE` writes: the verdict, its reasons and both models' metrics."""
+    return {
+        "promoted": outcome.promoted,
+        "champion_version": champion_version,
+        "candidate_version": candidate_version,
+        "metrics": {"champion": champion, "candidate": candidate},
+        "reasons": outcome.reasons,
+    }
