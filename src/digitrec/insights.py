@@ -1,5 +1,6 @@
-"""What people's labels say about the models: per-digit accuracy, the confusion matrix, accuracy
-over time beside the registry's promotions, the latest corrected drawings, every version.
+"""What people's labels say about the models: the running totals (/stats), and for the
+Insights page per-digit accuracy, the confusion matrix, accuracy over time beside the
+registry's promotions, the latest corrected drawings, every version.
 
 Built from the prediction log (one session's rows, or every session's) and the model registry,
 which every session shares. The service and the API both answer with `build_insights`.
@@ -20,6 +21,7 @@ from digitrec.schemas import (
     InsightsPublic,
     PeriodAccuracyPublic,
     PromotionPublic,
+    StatsPublic,
     VersionSummaryPublic,
 )
 from digitrec.storage.registry import CHAMPION, RETIRED, list_versions
@@ -163,3 +165,27 @@ def _digit_accuracy(digit: int, row: Sequence[int]) -> DigitAccuracyPublic:
 def _correction(row: RowMapping) -> CorrectionPublic:
     fields = {key: value for key, value in row.items() if key != "image_png"}
     return CorrectionPublic(**fields, image_png=base64.b64encode(row["image_png"]).decode("ascii"))
+
+
+def summarise_outcomes(
+    outcomes: Sequence[tuple[int | None, int, int]], *, pending_writes: int
+) -> StatsPublic:
+    """The running totals: an uncorrected prediction counts as correct (the reference app's
+    definition), per-digit accuracy and confusion over labelled rows."""
+    confusion, no_feedback = confusion_matrix(outcomes)
+    total = no_feedback + sum(map(sum, confusion))
+    confirmed = sum(confusion[d][d] for d in DIGITS)
+    correct = no_feedback + confirmed
+    return StatsPublic(
+        total=total,
+        correct=correct,
+        confirmed=confirmed,
+        corrected=total - correct,
+        no_feedback=no_feedback,
+        realized_accuracy=correct / total if total else None,
+        per_digit_accuracy={
+            d: confusion[d][d] / sum(confusion[d]) if sum(confusion[d]) else None for d in DIGITS
+        },
+        confusion=confusion,
+        pending_writes=pending_writes,
+    )

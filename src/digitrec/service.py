@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
@@ -22,7 +22,7 @@ from digitrec.contract import (
     PredictionNotFoundError,
     StorageUnavailableError,
 )
-from digitrec.insights import build_insights
+from digitrec.insights import build_insights, summarise_outcomes
 from digitrec.model_store import ModelStore
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
 from digitrec.schemas import (
@@ -198,7 +198,7 @@ class PredictionService:
         """Accuracy and confusion over the log (an uncorrected prediction counts as correct)."""
         self._try_replay()
         outcomes = count_outcomes(self._ready_engine(), session_id)
-        return _stats(outcomes, pending_writes=self.outbox.count())
+        return summarise_outcomes(outcomes, pending_writes=self.outbox.count())
 
     def image_png(self, prediction_id: str, *, session_id: str | None = None) -> bytes:
         """The 28x28 model input of a logged or queued prediction, as PNG bytes (of this
@@ -381,32 +381,6 @@ def _validated_digit(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= int(value) <= 9:
         raise InvalidDigitError(f"actual must be a whole number from 0 to 9, got {value!r}")
     return int(value)
-
-
-def _stats(outcomes: Sequence[tuple[int | None, int, int]], *, pending_writes: int) -> StatsPublic:
-    confusion = [[0] * 10 for _ in DIGITS]  # [actual][predicted]
-    no_feedback = 0
-    for actual, predicted, rows in outcomes:
-        if actual is None:
-            no_feedback += rows
-        else:
-            confusion[actual][predicted] += rows
-    total = no_feedback + sum(map(sum, confusion))
-    confirmed = sum(confusion[d][d] for d in DIGITS)
-    correct = no_feedback + confirmed
-    return StatsPublic(
-        total=total,
-        correct=correct,
-        confirmed=confirmed,
-        corrected=total - correct,
-        no_feedback=no_feedback,
-        realized_accuracy=correct / total if total else None,
-        per_digit_accuracy={
-            d: confusion[d][d] / sum(confusion[d]) if sum(confusion[d]) else None for d in DIGITS
-        },
-        confusion=confusion,
-        pending_writes=pending_writes,
-    )
 
 
 def _public_from_row(row: RowMapping) -> PredictionPublic:
