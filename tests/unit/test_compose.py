@@ -1,4 +1,5 @@
-"""docker-compose.yaml, .env.example and deploy/: valid, and keeping the deployment rules."""
+"""docker-compose.yaml, .env.example, the Dockerfile and deploy/: valid, and keeping the
+deployment rules."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,11 @@ from digitrec.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "PGADMIN_EMAIL", "PGADMIN_PASSWORD")
+# Started by `docker compose up`; the learner (profile `learn`) only runs when asked.
+LONG_RUNNING = {"app", "api", "db", "pgadmin", "proxy"}
 FILLED = {"POSTGRES_PASSWORD": "s3cret", "PGADMIN_EMAIL": "a@example.com", "PGADMIN_PASSWORD": "x"}
 
 
@@ -66,10 +71,11 @@ def _published_addresses(resolved: dict[str, Any]) -> dict[str, set[str]]:
     return addresses
 
 
-def _compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+def _compose_config(env_file: Path, *options: str) -> subprocess.CompletedProcess[str]:
     # A bare environment: nothing from the developer's shell fills a variable in.
     env = {"PATH": os.environ["PATH"], "HOME": str(env_file.parent)}
     command = [*_compose_command(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE)]
+    command += options
     return subprocess.run(
         [*command, "config"], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT
     )
@@ -82,12 +88,15 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_config_is_valid_with_a_filled_env(tmp_path: Path) -> None:
-    result = _compose_config(_env_file(tmp_path, FILLED))
+    result = _compose_config(_env_file(tmp_path, FILLED), "--profile", "learn")
 
     assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)
-    url = resolved["services"]["api"]["environment"]["DIGITREC_DATABASE_URL"]
-    assert url == "postgresql+psycopg://digitrec:s3cret@db:5432/digitrec"
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == LONG_RUNNING | {"learner"}
+    # The learner learns from the database the api logs to.
+    for name in ("api", "learner"):
+        url = services[name]["environment"]["DIGITREC_DATABASE_URL"]
+        assert url == "postgresql+psycopg://digitrec:s3cret@db:5432/digitrec", name
 
 
 @pytest.mark.parametrize("missing", REQUIRED_SECRETS)
@@ -101,9 +110,11 @@ def test_compose_refuses_to_start_without_a_secret(tmp_path: Path, missing: str)
 
 
 def test_compose_has_the_five_services_started_in_health_order(compose: dict[str, Any]) -> None:
-    services = compose["services"]
+    services = {
+        name: service for name, service in compose["services"].items() if "profiles" not in service
+    }
 
-    assert set(services) == {"app", "api", "db", "pgadmin", "proxy"}
+    assert set(services) == LONG_RUNNING
     order = {"proxy": "api", "app": "proxy", "pgadmin": "db"}
     for service, dependency in order.items():
         assert services[service]["depends_on"] == {dependency: {"condition": "service_healthy"}}
@@ -181,10 +192,29 @@ def test_compose_proxy_publishes_only_its_rate_limited_listener(compose: dict[st
 
 
 def test_compose_runs_the_servers_under_an_init(compose: dict[str, Any]) -> None:
-    # `digitrec serve` and `digitrec app` are not written to be PID 1: tini forwards SIGTERM
-    # and reaps the exited uvicorn workers.
-    for name in ("api", "app"):
+    # `digitrec serve`, `digitrec app` and `digitrec learn` are not written to be PID 1: tini
+    # forwards SIGTERM and reaps the exited uvicorn workers.
+    for name in ("api", "app", "learner"):
         assert compose["services"][name]["init"] is True, name
+
+
+def test_compose_learner_runs_only_when_asked_from_its_own_image(compose: dict[str, Any]) -> None:
+    learner, api = compose["services"]["learner"], compose["services"]["api"]
+
+    # Not started by `docker compose up`: `docker compose --profile learn run --rm learner`.
+    assert learner["profiles"] == ["learn"]
+    assert learner["build"] == {"context": ".", "target": "learner"}
+    assert learner["image"].startswith("digitrec-learner:")
+    assert learner.get("restart", "no") == "no"
+    # A batch job: nothing listens, nothing is published.
+    assert "ports" not in learner and "expose" not in learner
+    environment = learner["environment"]
+    assert environment["DIGITREC_DATABASE_URL"] == api["environment"]["DIGITREC_DATABASE_URL"]
+    # No database, nothing to learn from: it waits for the database's health, not its start.
+    assert learner["depends_on"] == {"db": {"condition": "service_healthy"}}
+    # MNIST, fetched once into the image's DIGITREC_DATA_DIR and kept between runs.
+    assert "learner-data:/data" in learner["volumes"]
+    assert "learner-data" in compose["volumes"]
 
 
 def test_proxy_limits_requests_per_client_and_says_when_to_retry() -> None:
@@ -255,18 +285,138 @@ def test_kubernetes_probes_ask_liveness_and_readiness_apart() -> None:
     )
 
 
-def test_dockerfile_runs_as_non_root_without_torch() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
+@dataclass(frozen=True)
+class Stage:
+    """One `FROM parent AS name` stage of the Dockerfile."""
+
+    parent: str  # an image, or an earlier stage's name
+    instructions: list[str]  # one a line, continuations joined, comments left out
+
+
+def _dockerfile_stages() -> dict[str, Stage]:
+    """The Dockerfile's stages by name."""
+    text = re.sub(r"\s*\\\n\s*", " ", DOCKERFILE.read_text())
+    stages: dict[str, Stage] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if found := re.fullmatch(r"FROM (\S+) AS (\S+)", line):
+            stages[found[2]] = Stage(found[1], [])
+        elif stages:
+            stages[list(stages)[-1]].instructions.append(line)
+    return stages
+
+
+def _lineage(stages: dict[str, Stage], target: str) -> list[Stage]:
+    """`target` and the stages it is built FROM, the first one first."""
+    chain = [stages[target]]
+    while chain[0].parent in stages:
+        chain.insert(0, stages[chain[0].parent])
+    return chain
+
+
+def _pip_installs(stages: dict[str, Stage], target: str) -> list[str]:
+    """Every `pip install` whose result is in `target`: its own, and those of stages it copies."""
+    installs = []
+    for stage in _lineage(stages, target):
+        for instruction in stage.instructions:
+            if copied := re.match(r"COPY --from=(\S+) ", instruction):
+                installs += _pip_installs(stages, copied[1])
+            elif "pip install" in instruction:
+                installs.append(instruction)
+    return installs
+
+
+def test_dockerfile_images_run_as_non_root_from_python_slim() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    stages = _dockerfile_stages()
 
     assert re.search(
         r"^FROM python:3\.11-slim|^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.M
     )
-    assert {"api", "app"} <= set(re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.M))
-    assert re.search(r"^USER 10001", dockerfile, re.M)
-    assert dockerfile.count("HEALTHCHECK") == 2
-    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert {"api", "app", "learner"} <= set(stages)
+    for target in ("api", "app", "learner"):
+        instructions = [line for stage in _lineage(stages, target) for line in stage.instructions]
+        users = [line for line in instructions if line.startswith("USER ")]
+        assert users[-1] == "USER 10001:10001", target
+    assert dockerfile.count("HEALTHCHECK") == 2  # api and app; the learner is a batch job
+
+
+def test_dockerfile_serving_images_get_no_torch_and_the_learner_its_cpu_build() -> None:
+    stages = _dockerfile_stages()
+    package = "RUN /opt/venv/bin/pip install --no-deps ."
+
     # The serving lock (no torch: tests/unit/test_lock.py), then the package without extras.
-    assert installs == [
-        "RUN /opt/venv/bin/pip install --require-hashes -r requirements/serve.txt",
-        "RUN /opt/venv/bin/pip install --no-deps .",
+    for target in ("api", "app"):
+        assert _pip_installs(stages, target) == [
+            "RUN /opt/venv/bin/pip install --require-hashes -r requirements/serve.txt",
+            package,
+        ], target
+    # The learning lock (serving + train, torch==2.13.0+cpu), from PyTorch's CPU index too.
+    assert _pip_installs(stages, "learner") == [
+        "RUN /opt/venv/bin/pip install --require-hashes -r requirements/learn.txt"
+        " --extra-index-url https://download.pytorch.org/whl/cpu",
+        package,
     ]
+
+
+def test_dockerfile_learner_runs_digitrec_learn_by_default() -> None:
+    stages = _dockerfile_stages()
+    learner = stages["learner"].instructions
+
+    assert 'ENTRYPOINT ["digitrec"]' in learner
+    assert 'CMD ["learn", "--model", "default"]' in learner
+    assert not [instruction for instruction in learner if instruction.startswith("EXPOSE")]
+    # MNIST goes into DIGITREC_DATA_DIR/mnist: the folder compose and Kubernetes mount.
+    base = _lineage(stages, "learner")[0].instructions
+    assert any("DIGITREC_DATA_DIR=/data" in instruction for instruction in base)
+
+
+def _kubernetes(name: str) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / name).read_text()))
+
+
+def _env(container: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(variable for variable in container["env"] if variable["name"] == name)
+
+
+def test_kubernetes_learner_is_a_nightly_cronjob_one_run_at_a_time() -> None:
+    claim, cronjob = _kubernetes("learner.yaml")
+    spec = cronjob["spec"]
+    job = spec["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+
+    assert (claim["kind"], cronjob["kind"]) == ("PersistentVolumeClaim", "CronJob")
+    minute, hour, *every_day = spec["schedule"].split()
+    assert minute.isdigit() and hour.isdigit() and every_day == ["*", "*", "*"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    # A failed run is retried once at most, then waits; finished Jobs are cleaned up.
+    assert 0 <= job["backoffLimit"] <= 2
+    assert job["ttlSecondsAfterFinished"] > 0 and job["activeDeadlineSeconds"] > 0
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    (init,), (learner,) = pod["initContainers"], pod["containers"]
+    assert init["args"] == ["data"]  # MNIST onto the volume, a no-op once there
+    assert learner["args"] == ["learn", "--model", "default"]
+    for container in (init, learner):
+        assert container["image"].endswith("/digitrec-learner:latest")
+        assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    claim_name = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    assert claim_name == claim["metadata"]["name"]
+
+
+def test_kubernetes_learner_uses_the_api_secret_and_two_cpus() -> None:
+    api = _kubernetes("api.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    cronjob = _kubernetes("learner.yaml")[1]
+    (learner,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+
+    assert _env(learner, "DIGITREC_DATABASE_URL") == _env(api, "DIGITREC_DATABASE_URL")
+    two_cpus = {"cpu": "2", "memory": "2Gi"}
+    assert learner["resources"] == {"requests": two_cpus, "limits": two_cpus}
+    # torch would size its thread pool by the node's cores; the limit decides instead.
+    threads = _env(learner, "OMP_NUM_THREADS")["valueFrom"]["resourceFieldRef"]
+    assert threads["resource"] == "limits.cpu"

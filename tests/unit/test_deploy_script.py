@@ -26,7 +26,9 @@ if [[ $1 == rev-parse ]]; then echo {PREVIOUS_COMMIT}; fi
 FAKE_DOCKER = """#!/usr/bin/env bash
 printf 'docker %s\\n' "$*" >> "$CALLS"
 if [[ $1 == compose && $2 == up && " $* " == *" --build "* ]]; then exit "$FAKE_COMPOSE_UP_RC"; fi
+if [[ $1 == compose && " $* " == *" build learner "* ]]; then exit "$FAKE_LEARNER_BUILD_RC"; fi
 """
+LEARNER_BUILD = "docker compose --profile learn build learner"
 
 # `curl ... URL`: /health and /ready as the scenario says; --fail turns a status >= 400 into
 # exit 22, as curl does; a release that is down refuses the connection (exit 7).
@@ -52,6 +54,7 @@ class Release:
     ready_status: int = 200
     ready_body: str = '{"model":true,"database":true}'
     compose_up_rc: int = 0
+    learner_build_rc: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def _deploy(tmp_path: Path, release: Release, env_file: str | None = None) -> De
         "FAKE_READY_STATUS": str(release.ready_status),
         "FAKE_READY_BODY": release.ready_body,
         "FAKE_COMPOSE_UP_RC": str(release.compose_up_rc),
+        "FAKE_LEARNER_BUILD_RC": str(release.learner_build_rc),
     }
     result = subprocess.run(
         ["bash", str(DEPLOY_SCRIPT), str(app_dir), NEW_COMMIT],
@@ -126,6 +130,16 @@ def test_deploy_keeps_a_healthy_release_quietly_when_the_database_answers(tmp_pa
     assert not _rolled_back(deployment)
     assert "the database does not answer" not in deployment.output
     assert "docker tag digitrec-api:latest digitrec-api:rollback" in deployment.calls
+    # `up` leaves the learner (profile `learn`) alone: its image is built from the same commit.
+    assert LEARNER_BUILD in deployment.calls
+
+
+def test_deploy_keeps_a_healthy_release_when_the_learner_does_not_build(tmp_path: Path) -> None:
+    deployment = _deploy(tmp_path, Release(learner_build_rc=1))
+
+    assert deployment.returncode == 0, deployment.output
+    assert not _rolled_back(deployment)
+    assert "the learner image did not build" in deployment.output
 
 
 @pytest.mark.parametrize(
@@ -145,6 +159,7 @@ def test_deploy_rolls_back_a_release_that_is_not_healthy(tmp_path: Path, release
     for image in ("digitrec-api", "digitrec-app"):
         assert f"docker tag {image}:rollback {image}:latest" in deployment.calls
     assert "docker compose up -d --no-build --remove-orphans" in deployment.calls
+    assert LEARNER_BUILD not in deployment.calls  # the learner keeps the image that works
 
 
 def test_deploy_asks_the_port_and_address_that_env_publishes(tmp_path: Path) -> None:
