@@ -13,7 +13,6 @@ through `Predictor.predict`, exactly as the app sends it.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,37 +22,7 @@ from PIL import Image, ImageDraw
 
 from digitrec.evaluation import classification_metrics
 from digitrec.inference import load_predictor
-
-CANVAS_PX = 280
-PEN_WIDTHS_PX = (10, 14, 18, 22, 26)
-HEIGHT_RANGE = (0.40, 0.85)  # of the canvas
-MAX_WIDTH = 0.85  # of the canvas
-SUPERSAMPLE = 4  # draw at 4x and reduce: the browser's canvas anti-aliases its strokes
-
-
-def render(strokes: list[list[list[float]]], rng: np.random.Generator) -> np.ndarray:
-    """One sample as the slate returns it: (280, 280, 4) uint8 RGBA."""
-    points = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes])
-    low, high = points.min(axis=0), points.max(axis=0)
-    width, height = np.maximum(high - low, 1e-6)
-    pen = float(rng.choice(PEN_WIDTHS_PX))
-    scale = rng.uniform(*HEIGHT_RANGE) * CANVAS_PX / height
-    scale = min(scale, MAX_WIDTH * CANVAS_PX / width)
-    span = np.array([width, height]) * scale
-    margin = pen / 2
-    offset = np.array([rng.uniform(margin, max(margin, CANVAS_PX - margin - s)) for s in span])
-    big = Image.new("L", (CANVAS_PX * SUPERSAMPLE,) * 2, 0)
-    draw = ImageDraw.Draw(big)
-    radius = pen * SUPERSAMPLE / 2
-    for stroke in strokes:
-        xy = [tuple(((np.asarray(p) - low) * scale + offset) * SUPERSAMPLE) for p in stroke]
-        if len(xy) > 1:
-            draw.line(xy, fill=255, width=round(pen * SUPERSAMPLE))
-        for x, y in xy:  # round joins and caps
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    grey = np.asarray(big.resize((CANVAS_PX, CANVAS_PX), Image.Resampling.BOX))
-    alpha = np.full_like(grey, 255)
-    return np.stack([grey, grey, grey, alpha], axis=-1)
+from digitrec.rendering import read_samples, render
 
 
 def main() -> None:
@@ -66,8 +35,7 @@ def main() -> None:
     parser.add_argument("--errors", type=Path, default=None, help="write the misread canvases here")
     args = parser.parse_args()
 
-    samples = [json.loads(line) for line in args.samples.read_text().splitlines() if line.strip()]
-    samples = samples[: args.limit]
+    samples = read_samples(args.samples)[: args.limit]
     rng = np.random.default_rng(args.seed)
     canvases = [render(s["strokes"], rng) for s in samples]
     labels = np.array([s["label"] for s in samples])

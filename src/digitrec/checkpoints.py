@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,24 +16,33 @@ from digitrec.training import TrainConfig, TrainResult
 def save_checkpoint(result: TrainResult, path: Path, data_source: str) -> None:
     """Write the weights with the config, data, metrics and git revision that made them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": result.model.net.state_dict(),
-            "temperature": result.temperature,
-            "config": asdict(result.config),
-            "metrics": result.metrics,
-            "history": result.history,
-            "data": data_source,
-            "git_revision": result.git_revision,
-            "torch_version": str(torch.__version__),
-        },
-        path,
-    )
+    torch.save(_payload(result, data_source), path)
 
 
-def load_checkpoint(path: Path) -> TrainResult:
-    """A trained network back from a checkpoint written by `save_checkpoint`."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+def checkpoint_bytes(result: TrainResult, data_source: str) -> bytes:
+    """The bytes `save_checkpoint` would write (what the model registry keeps)."""
+    buffer = io.BytesIO()
+    torch.save(_payload(result, data_source), buffer)
+    return buffer.getvalue()
+
+
+def _payload(result: TrainResult, data_source: str) -> dict[str, Any]:
+    return {
+        "state_dict": result.model.net.state_dict(),
+        "temperature": result.temperature,
+        "config": asdict(result.config),
+        "metrics": result.metrics,
+        "history": result.history,
+        "data": data_source,
+        "git_revision": result.git_revision,
+        "torch_version": str(torch.__version__),
+    }
+
+
+def load_checkpoint(source: Path | bytes) -> TrainResult:
+    """A trained network back from a checkpoint file (or its bytes) `save_checkpoint` wrote."""
+    readable = io.BytesIO(source) if isinstance(source, bytes) else source
+    saved = torch.load(readable, map_location="cpu", weights_only=True)
     config = replace(TrainConfig(), **saved["config"])
     net = build_model(config.model, config.members)
     net.load_state_dict(saved["state_dict"])

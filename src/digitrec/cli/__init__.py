@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from digitrec.cli import registry
+from digitrec.cli import learning, registry
 from digitrec.config import get_settings
 from digitrec.inference import (
     MODEL_NAMES,
@@ -408,3 +408,4 @@ def app(host: str, port: int) -> None:
 
 
 main.add_command(registry.models)
+main.add_command(learning.learn)

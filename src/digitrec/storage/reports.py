@@ -101,3 +101,14 @@ def _utc(value: datetime | str) -> datetime:
     """A period start as the driver returns it (PostgreSQL: naive UTC; SQLite: text)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC)
+
+
+def labelled_predictions(engine: Engine) -> list[RowMapping]:
+    """Every row a person labelled, oldest first: what learning from corrections reads."""
+    c = prediction_logs.c
+    query = (
+        select(c.session_id, c.image_png, c.prediction, c.actual, c.feedback_at)
+        .where(c.actual.is_not(None))
+        .order_by(c.timestamp, c.id)
+    )
+    return run_in_transaction(engine, lambda conn: list(conn.execute(query).mappings()))
