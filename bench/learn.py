@@ -1,0 +1,139 @@
+"""Learning from corrections, measured with writers the shipped model never saw.
+
+Usage:
+    python bench/learn.py PATH/TO/unipen-dev.jsonl [--database-url URL] [--workers 2]
+
+Each writer of the pen-drawn set is one session. A writer's drawings alternate between a
+feedback half and a test half (rendered per the set's protocol, seeded). The feedback half is
+posted to a live service (`digitrec serve`), correcting every wrong answer and confirming one
+right answer in three, as people do on the page. Then `digitrec learn --model default` runs
+once (timed); once every worker serves the outcome, the test half is posted again. Printed:
+accuracy and errors on the test half before and after, MNIST test before and after (from the
+learner's report), the gates' verdict and how long `learn` took.
+
+The set is only measured on: nothing here goes into the shipped models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import numpy as np
+from load import ADMIN, ADMIN_TOKEN, start_server
+from PIL import Image
+
+from digitrec.rendering import read_samples, render
+
+SERVE_TIMEOUT_S = 60.0  # a promotion reaches every worker within the registry poll (5 s)
+
+
+def png(canvas: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def post_all(port: int, items: list[tuple[str, str, int]], label: bool) -> list[bool]:
+    """Post (session, image, digit) items; with `label`, correct each wrong answer and confirm
+    one right answer in three. Returns whether each answer was right."""
+    right = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for i, (session, image, digit) in enumerate(items):
+            answer = http.post("/predict", json={"image": image, "session_id": session}).json()
+            right.append(answer["prediction"] == digit)
+            if label and (answer["prediction"] != digit or i % 3 == 0):
+                body = {"actual": digit, "session_id": session}
+                http.post(f"/predictions/{answer['id']}/feedback", json=body).raise_for_status()
+    return right
+
+
+def serving_version(port: int) -> int | None:
+    models = httpx.get(f"http://127.0.0.1:{port}/models", timeout=10).json()
+    return next(m["serving"] for m in models if m["name"] == "default")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("samples", type=Path)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    samples = read_samples(args.samples)
+    rng = np.random.default_rng(args.seed)
+    halves: dict[str, list[list[tuple[str, str, int]]]] = defaultdict(lambda: [[], []])
+    for sample in samples:
+        writer = sample.get("writer", "?")
+        session = hashlib.sha256(writer.encode()).hexdigest()[:32]  # one session per writer
+        half = halves[writer][len(halves[writer][0]) > len(halves[writer][1])]
+        half.append((session, png(render(sample["strokes"], rng)), int(sample["label"])))
+    feedback = [item for pair in halves.values() for item in pair[0]]
+    test = [item for pair in halves.values() for item in pair[1]]
+
+    data_dir = Path(tempfile.mkdtemp(prefix="digitrec-learn-bench-"))
+    url = args.database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}"
+    server, port = start_server(url, data_dir, args.workers, None)
+    try:
+        before = post_all(port, test, label=False)
+        post_all(port, feedback, label=True)
+        labelled = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
+        report_path = data_dir / "learn.json"
+        env = {**os.environ, "DIGITREC_DATABASE_URL": url, "DIGITREC_ADMIN_TOKEN": ADMIN_TOKEN}
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "digitrec", "learn", "--model", "default",
+             "--report", str(report_path)],
+            env=env, check=True,
+        )  # fmt: skip
+        learn_s = time.perf_counter() - started
+        report = json.loads(report_path.read_text())
+        if report["promoted"]:
+            deadline = time.monotonic() + SERVE_TIMEOUT_S
+            while serving_version(port) != report["candidate_version"]:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the promoted version was not served in time")
+                time.sleep(1)
+            time.sleep(6)  # every worker polls the registry on its own (every 5 s)
+        after = post_all(port, test, label=False)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    errors_before, errors_after = before.count(False), after.count(False)
+    mnist = {
+        k: report["metrics"].get(k, {}).get("mnist_test", {}) for k in ("champion", "candidate")
+    }
+    print(f"writers {len(halves)}; feedback half {len(feedback)} drawings, test half {len(test)}")
+    print(
+        f"labelled rows {labelled['confirmed'] + labelled['corrected']} "
+        f"({labelled['corrected']} corrections, {labelled['confirmed']} confirmations)"
+    )
+    print(
+        f"test half before: {np.mean(before):.2%} ({errors_before} wrong); "
+        f"after: {np.mean(after):.2%} ({errors_after} wrong); errors "
+        f"{(errors_after - errors_before) / max(errors_before, 1):+.0%}"
+    )
+    for who, measured in mnist.items():
+        if measured:
+            print(f"MNIST test, {who}: {measured['accuracy']:.2%}")
+    print(f"verdict: {'promoted' if report['promoted'] else 'not promoted'}")
+    for reason in report["reasons"]:
+        print(f"  {reason}")
+    print(f"digitrec learn took {learn_s:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
