@@ -31,8 +31,8 @@ from digitrec.models import Ensemble, Standardised
 from digitrec.training import (
     TrainConfig,
     TrainResult,
-    _epoch_data,  # training's mix of views per epoch: the same mix here
     calibrate,
+    epoch_data,  # training's mix of views per epoch: the same mix here
     git_revision,
     make_optimizer,
     make_schedule,
@@ -170,7 +170,7 @@ class _Views:
 
     def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images (M, 1, 28, 28), labels (M,), weights (M,); M = N or 2N views."""
-        x, y = _epoch_data(self.sets, self.labels, epoch, self.recipe)
+        x, y = epoch_data(self.sets, self.labels, epoch, self.recipe)
         return x, y, self.weights.repeat(len(y) // len(self.labels))
 
 

@@ -277,12 +277,12 @@ def fit_member(
     labels = torch.from_numpy(train_y.astype(np.int64))
     model = Standardised(build_model(config.model))
     optimizer = make_optimizer(model, config)
-    per_epoch = len(train_x) * (2 if config.augment_copies else 1)  # see _epoch_data
+    per_epoch = len(train_x) * (2 if config.augment_copies else 1)  # see epoch_data
     steps = config.epochs * steps_per_epoch(per_epoch, config)
     history = train_epochs(
         model,
         optimizer,
-        lambda epoch: _epoch_data(sets, labels, epoch, config),
+        lambda epoch: epoch_data(sets, labels, epoch, config),
         (val_x.astype(np.float32) / 255, val_y),
         config,
         make_schedule(optimizer, config, steps),
@@ -302,7 +302,7 @@ def training_sets(
     return sets
 
 
-def _epoch_data(
+def epoch_data(
     sets: list[np.ndarray], y: torch.Tensor, epoch: int, config: TrainConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain MNIST; with augmentation, half plain-or-preprocessed and half a drawing-like copy."""
