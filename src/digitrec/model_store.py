@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 # A promotion reaches every replica within this long (plus one load of the model).
 MODEL_POLL_S = 5.0
 STOP_TIMEOUT_S = 10.0
+# Predictors built from registry bytes, by name, version and digest: one ONNX Runtime session
+# per version per process, however many services (or refreshes) ask for it.
+MAX_LOADED = 16
+_LOADED: dict[tuple[str, ChampionRef], Predictor] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 class ModelStore:
@@ -97,11 +102,20 @@ class ModelStore:
             self._thread.join(STOP_TIMEOUT_S)
 
     def _load(self, name: str, ref: ChampionRef) -> Predictor | None:
+        key = (name, ref)
+        with _LOADED_LOCK:
+            if key in _LOADED:  # another service of this process loaded the same bytes
+                return _LOADED[key]
         try:
-            return Predictor(fetch_onnx(self.engine, name, ref.version), name, version=ref.version)
+            onnx = fetch_onnx(self.engine, name, ref.version)  # its digest is checked
+            predictor = Predictor(onnx, name, version=ref.version)
         except Exception:  # a corrupt or unloadable file: keep serving the one we have
             logger.exception("%s version %d cannot be loaded; not serving it", name, ref.version)
             return None
+        with _LOADED_LOCK:
+            if len(_LOADED) >= MAX_LOADED:
+                _LOADED.pop(next(iter(_LOADED)))  # the oldest: versions only ever move on
+            return _LOADED.setdefault(key, predictor)
 
     def _poll_forever(self, poll_s: float) -> None:
         # The service refreshes once when it is built; the thread keeps it current.
