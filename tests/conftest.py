@@ -211,6 +211,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on each backend in turn, its schema migrated to the newest revision."""
+    from digitrec.storage import create_engine_from_url, upgrade
+
+    upgrade(database_url)
+    built = create_engine_from_url(database_url)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
 def disposable_postgres() -> Iterator[DisposablePostgres]:
     """A PostgreSQL server of this test's own, which it may stop and start (outage tests)."""
     server = DisposablePostgres()

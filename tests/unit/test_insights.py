@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,10 +17,8 @@ from digitrec.insights import build_insights, gate_results, version_public
 from digitrec.storage import (
     Feedback,
     PredictionRecord,
-    create_engine_from_url,
     insert_prediction,
     set_feedback,
-    upgrade,
 )
 from digitrec.storage.registry import (
     CANDIDATE,
@@ -35,14 +32,6 @@ from digitrec.storage.registry import (
 
 ALICE, BOB = sid("alice"), sid("bob")
 T0 = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    built = create_engine_from_url(database_url)
-    yield built
-    built.dispose()
 
 
 def _png(shade: int) -> bytes:

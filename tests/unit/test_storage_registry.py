@@ -3,7 +3,6 @@ bytes, and the shipped models as version 1 champions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from sqlalchemy import Engine, update
 
 from digitrec.contract import UnknownModelError
 from digitrec.model_store import ModelStore, register_shipped_models
-from digitrec.storage import create_engine_from_url, upgrade
 from digitrec.storage.registry import (
     CANDIDATE,
     CHAMPION,
@@ -30,14 +28,6 @@ from digitrec.storage.registry import (
 from digitrec.storage.tables import model_versions
 
 BY = "test"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    built = create_engine_from_url(database_url)
-    yield built
-    built.dispose()
 
 
 def _register(engine: Engine, onnx: bytes, status: str = CANDIDATE, name: str = "default") -> int:

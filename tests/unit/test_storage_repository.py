@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -20,14 +19,12 @@ from digitrec.storage import (
     apply_pending,
     check_writable,
     count_outcomes,
-    create_engine_from_url,
     fetch_image_png,
     insert_prediction,
     list_predictions,
     ping,
     prediction_logs,
     set_feedback,
-    upgrade,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -50,14 +47,6 @@ def make_record(
         image_png=b"\x89PNG-28x28",
         canvas_png=b"\x89PNG-canvas",
     )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = create_engine_from_url(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_repository_insert_then_list_round_trips_a_row(engine: Engine) -> None:
