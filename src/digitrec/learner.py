@@ -73,12 +73,14 @@ def load_champion(engine: Engine, name: str, mnist: Mnist, checkpoint: Path | No
     ref = champions(engine).get(name)
     if ref is None:
         raise UnknownModelError(f"{name} has no champion in the registry")
-    stored = fetch_checkpoint(engine, name, ref.version)
-    if stored is None and (checkpoint is None or not checkpoint.is_file()):
+    weights: bytes | Path | None = fetch_checkpoint(engine, name, ref.version)
+    if weights is None and checkpoint is not None and checkpoint.is_file():
+        weights = checkpoint
+    if weights is None:
         raise UnknownModelError(
             f"{name} version {ref.version} has no weights to fine-tune: pass --checkpoint"
         )
-    result = load_checkpoint(stored if stored is not None else checkpoint)  # type: ignore[arg-type]
+    result = load_checkpoint(weights)
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = Path(folder) / f"{name}.onnx"
         onnx_path.write_bytes(fetch_onnx(engine, name, ref.version))

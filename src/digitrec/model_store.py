@@ -30,8 +30,6 @@ from digitrec.storage.registry import (
 
 logger = logging.getLogger(__name__)
 
-# A promotion reaches every replica within this long (plus one load of the model).
-MODEL_POLL_S = 5.0
 STOP_TIMEOUT_S = 10.0
 # Predictors built from registry bytes, by name, version and digest: one ONNX Runtime session
 # per version per process, however many services (or refreshes) ask for it.
