@@ -19,7 +19,10 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, FloatRect, Locator, Page, Playwright, expect
+from sqlalchemy import Row, create_engine, select
+from sqlalchemy.pool import NullPool
 
+from digitrec.storage import prediction_logs
 from digitrec.ui.launch import app_command
 
 CHROMIUM_PATH = "/usr/bin/chromium"  # Debian's Chromium; Playwright's own is not installed
@@ -124,14 +127,18 @@ def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
 
 
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+DESKTOP_VIEWPORT = {"width": 1280, "height": 1600}
+
+
 def open_page(browser: Browser, url: str, *, phone: bool = False) -> Page:
     """A new tab on the page (on a desktop, or a touch-screen phone), once it is ready."""
     if phone:
         page = browser.new_context(
-            viewport={"width": 412, "height": 915}, has_touch=True, is_mobile=True
+            viewport=PHONE_VIEWPORT, has_touch=True, is_mobile=True
         ).new_page()
     else:
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page = browser.new_page(viewport=DESKTOP_VIEWPORT)
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(url)
     slate(page).wait_for()
@@ -140,13 +147,17 @@ def open_page(browser: Browser, url: str, *, phone: bool = False) -> Page:
 
 
 def slate(page: Page) -> Locator:
-    """The canvas that takes the pen (Fabric.js draws strokes on its upper canvas)."""
-    return page.locator("canvas.upper-canvas")
+    """The canvas that takes the pen, found by its accessible name."""
+    return page.get_by_role("img", name=re.compile("^Drawing slate"))
+
+
+def slate_button(page: Page, name: str) -> Locator:
+    """The slate's own Clear or Predict button."""
+    return page.locator(".st-key-slate").get_by_role("button", name=name, exact=True)
 
 
 def settled_slate_box(page: Page, polls: int = 3, interval_ms: int = 50) -> FloatRect:
-    """The slate's box once it stays put: while a rerun is under way the page reflows, and a
-    freshly mounted slate can sit lower for a moment."""
+    """The slate's box once it stays put (the page reflows while results come and go)."""
     deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
     last, same = None, 0
     while time.monotonic() < deadline:
@@ -159,16 +170,22 @@ def settled_slate_box(page: Page, polls: int = 3, interval_ms: int = 50) -> Floa
     raise TimeoutError("the slate kept moving")
 
 
-def draw(page: Page, strokes: list[Stroke]) -> None:
-    """Draw polylines on the slate with the mouse, as a person would."""
-    box = settled_slate_box(page)
+def draw(
+    page: Page, strokes: list[Stroke], *, steps: int = 3, box: FloatRect | None = None
+) -> None:
+    """Draw polylines on the slate with the mouse, as a person would.
+
+    `steps` mouse events per segment (1: only the corners, as a very fast hand gives them);
+    `box` the slate's box when it is known not to move (skips waiting for it to settle).
+    """
+    box = box or settled_slate_box(page)
     scale = box["width"] / SLATE_PX
     for stroke in strokes:
         points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
-            page.mouse.move(*point, steps=3)
+            page.mouse.move(*point, steps=steps)
         page.mouse.up()
 
 
@@ -198,12 +215,10 @@ def press(page: Page, key: str) -> None:
 
 
 def clear_slate(page: Page) -> None:
-    """Press Clear and wait for the empty slate that replaces the old one."""
-    slate(page).evaluate("canvas => canvas.setAttribute('data-replaced', 'yes')")
-    press(page, "clear")
+    """Press the slate's Clear and wait until the result it answers is gone."""
+    slate_button(page, "Clear").click()
+    expect(slate(page)).to_have_attribute("data-strokes", "0")
     expect(prediction_heading(page)).to_have_count(0)
-    expect(page.locator("canvas.upper-canvas[data-replaced]")).to_have_count(0)
-    expect(slate(page)).to_have_count(1)
 
 
 def prediction_heading(page: Page) -> Locator:
@@ -213,7 +228,7 @@ def prediction_heading(page: Page) -> Locator:
 def predict(page: Page) -> int:
     """Press Predict and return the digit the page shows once the result is on screen."""
     before = prediction_heading(page).all_inner_texts()
-    press(page, "predict")
+    slate_button(page, "Predict").click()
     expect(prediction_heading(page)).to_have_count(1)
     if before:
         expect(prediction_heading(page)).not_to_have_text(before[0])
@@ -221,6 +236,25 @@ def predict(page: Page) -> int:
     match = re.search(r"Prediction: (\d)", text)
     assert match, text
     return int(match[1])
+
+
+def logged_rows(database_url: str, session: str) -> list[Row]:
+    """The session's rows as the database holds them, oldest first: (prediction, actual, model)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            query = (
+                select(
+                    prediction_logs.c.prediction,
+                    prediction_logs.c.actual,
+                    prediction_logs.c.model,
+                )
+                .where(prediction_logs.c.session_id == session)
+                .order_by(prediction_logs.c.timestamp, prediction_logs.c.id)
+            )
+            return list(connection.execute(query))
+    finally:
+        engine.dispose()
 
 
 def session_id(page: Page) -> str:

@@ -14,6 +14,7 @@ from live_app import (
     clear_slate,
     draw,
     draw_by_touch,
+    logged_rows,
     open_page,
     predict,
     prediction_heading,
@@ -21,30 +22,14 @@ from live_app import (
     running_api,
     running_app,
     session_id,
+    slate,
+    slate_button,
 )
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import Row, create_engine, select
-from sqlalchemy.pool import NullPool
 
-from digitrec.storage import prediction_logs
 from digitrec.ui.formatting import EMPTY_MESSAGE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def logged_rows(database_url: str, session: str) -> list[Row]:
-    """The session's rows as the database holds them, oldest first."""
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            query = (
-                select(prediction_logs.c.prediction, prediction_logs.c.actual)
-                .where(prediction_logs.c.session_id == session)
-                .order_by(prediction_logs.c.timestamp, prediction_logs.c.id)
-            )
-            return list(connection.execute(query))
-    finally:
-        engine.dispose()
 
 
 def history_table(page: Page, rows: int) -> list[list[str]]:
@@ -83,18 +68,19 @@ def test_draw_predict_correct_reload_and_clear(
     press(page, "submit_feedback")
     expect(page.get_by_text("Thanks: recorded 6 as the right answer.")).to_be_visible()
     expect(page.get_by_text("Total Attempts: 3 | Correct Predictions: 2")).to_be_visible()
-    assert [tuple(r) for r in logged_rows(sqlite_url, session)] == [(1, None), (7, None), (0, 6)]
+    rows = [tuple(r)[:2] for r in logged_rows(sqlite_url, session)]
+    assert rows == [(1, None), (7, None), (0, 6)]
     save_screenshot(page, artifacts_dir / "e2e-page.png")
 
     page.reload()
-    page.locator("canvas.upper-canvas").wait_for()
+    slate(page).wait_for()
     assert session_id(page) == session
     expect(
         page.get_by_text("Total Attempts: 3 | Correct Predictions: 2 | Realized Accuracy: 66.7%")
     ).to_be_visible()
     expect(page.get_by_text("Confirmed: 0 | Corrected: 1 | No feedback: 2")).to_be_visible()
-    table = history_table(page, rows=3)  # Index, Timestamp, Prediction, Confidence, Actual
-    assert [(row[0], row[2], row[4]) for row in table] == [
+    table = history_table(page, rows=3)  # Index, Prediction, Actual, Confidence, Model, Time
+    assert [(row[0], row[1], row[2]) for row in table] == [
         ("3", "0", "6"),
         ("2", "7", ""),
         ("1", "1", ""),
@@ -102,7 +88,7 @@ def test_draw_predict_correct_reload_and_clear(
 
     draw(page, DIGIT_STROKES[7])
     clear_slate(page)
-    press(page, "predict")
+    slate_button(page, "Predict").click()
     expect(page.get_by_text(EMPTY_MESSAGE)).to_be_visible()
     assert len(logged_rows(sqlite_url, session)) == 3
     page.context.close()
@@ -114,7 +100,7 @@ def test_drawing_with_a_finger_on_a_phone(
     page = open_page(chromium, start_app(sqlite_url), phone=True)
 
     draw_by_touch(page, DIGIT_STROKES[7])
-    page.locator(".st-key-predict button").tap()
+    slate_button(page, "Predict").tap()
 
     expect(prediction_heading(page)).to_have_text(re.compile(r"^Prediction: 7"))
     page.context.close()
@@ -131,7 +117,7 @@ def test_page_logs_to_postgresql(
     assert predict(page) == 7
     press(page, "digit-7")
     expect(page.get_by_text("Thanks: 7 confirmed.")).to_be_visible()
-    assert [tuple(r) for r in logged_rows(postgres_url, session)] == [(7, 7)]
+    assert [tuple(r)[:2] for r in logged_rows(postgres_url, session)] == [(7, 7)]
 
     page.reload()
     expect(
@@ -159,6 +145,6 @@ def test_page_in_api_mode_logs_through_the_model_service(
         assert predict(page) == 1
         press(page, "digit-4")
         expect(page.get_by_text("Thanks: recorded 4 as the right answer.")).to_be_visible()
-        assert [tuple(r) for r in logged_rows(postgres_url, session)] == [(1, 4)]
+        assert [tuple(r)[:2] for r in logged_rows(postgres_url, session)] == [(1, 4)]
         assert not (tmp_path / "unused.sqlite3").exists()
         page.context.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from digitrec.contract import EmptyDrawingError, StorageUnavailableError
 from digitrec.schemas import PredictionPublic, StatsPublic
 from digitrec.ui import formatting
 
@@ -78,33 +80,63 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
     assert rows == [
         {
             "Index": 5,
-            "Timestamp": "2026-03-04 05:06:07",
             "Prediction": 1,
-            "Confidence": "90%",
             "Actual": "7",
+            "Confidence": "90%",
             "Model": "default v2",
+            "Time": "2026-03-04 05:06:07",
         },
         {
             "Index": 4,
-            "Timestamp": "2026-03-04 05:06:07",
             "Prediction": 0,
-            "Confidence": "80%",
             "Actual": "",
+            "Confidence": "80%",
             "Model": "default",
+            "Time": "2026-03-04 05:06:07",
         },
     ]
     assert tuple(rows[0]) == formatting.HISTORY_COLUMNS
 
 
-def test_stats_lines() -> None:
-    assert (
-        formatting.stats_line(stats())
-        == "Total Attempts: 7 | Correct Predictions: 6 | Realized Accuracy: 85.7%"
+def test_history_times_are_shown_in_the_browsers_time_zone() -> None:
+    (row,) = formatting.history_rows([prediction(1, 0.9, 7)], count=1, zone=ZoneInfo("Asia/Tokyo"))
+    assert row["Time"] == "2026-03-04 14:06:07"  # 05:06:07 UTC is 14:06:07 in Tokyo
+
+
+def test_stats_lines_say_how_many_count_as_correct_unreviewed() -> None:
+    assert formatting.stats_line(stats()) == (
+        "Total Attempts: 7 | Correct Predictions: 6 | Realized Accuracy: 85.7% "
+        "(4 of 7 not reviewed, counted as correct)"
+    )
+    reviewed = stats(confirmed=5, corrected=2, no_feedback=0, correct=5)
+    assert formatting.stats_line(reviewed).endswith(
+        "Correct Predictions: 5 | Realized Accuracy: 85.7%"
     )
     assert formatting.feedback_line(stats()) == "Confirmed: 2 | Corrected: 1 | No feedback: 4"
     empty = stats(total=0, correct=0, confirmed=0, corrected=0, no_feedback=0)
     empty = empty.model_copy(update={"realized_accuracy": None})
     assert formatting.stats_line(empty).endswith("Realized Accuracy: n/a")
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (StorageUnavailableError("down"), formatting.HISTORY_DOWN_MESSAGE),
+        (ConnectionError("refused"), formatting.HISTORY_SERVICE_DOWN_MESSAGE),
+    ],
+)
+def test_unavailable_message_names_what_cannot_be_reached(error: Exception, shown: str) -> None:
+    assert formatting.unavailable_message(error, "history") == shown
+    assert "model service" in formatting.unavailable_message(ConnectionError(), "feedback")
+
+
+def test_empty_message_gives_the_services_reason_for_a_mark_it_cannot_read() -> None:
+    assert formatting.empty_message(EmptyDrawingError("nothing is drawn")) == (
+        formatting.EMPTY_MESSAGE
+    )
+    assert formatting.empty_message(EmptyDrawingError("the mark is too small to read.")) == (
+        "The mark is too small to read: draw one digit, large and centred, then press Predict."
+    )
 
 
 def test_feedback_thanks_says_whether_it_confirmed_or_corrected() -> None:

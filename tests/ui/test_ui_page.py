@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,25 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from drawing import DIGITS, draw_strokes
-from page_driver import draw_on_slate, texts
+from page_driver import press_clear, press_predict, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from digitrec.config import Settings, get_settings
+from digitrec.contract import EmptyDrawingError
 from digitrec.inference import available_models
 from digitrec.service import PredictionService
 from digitrec.ui import formatting, sections
-from digitrec.ui.state import PENDING_WAIT_S
 
 STATS_LINE = re.compile(
-    r"Total Attempts: (\d+) \| Correct Predictions: (\d+) \| Realized Accuracy: (\S+)"
+    r"Total Attempts: (\d+) \| Correct Predictions: (\d+) \| Realized Accuracy: ([^\s(]+)"
 )
 
 
-def predict(at: AppTest, digit: int | None) -> AppTest:
+def predict(at: AppTest, digit: int | None, drawing: str | None = None) -> AppTest:
     """Draw `digit` (None: nothing) and press Predict."""
-    draw_on_slate(at, None if digit is None else draw_strokes(DIGITS[digit]))
-    return at.button(key="predict").click().run()
+    return press_predict(at, None if digit is None else draw_strokes(DIGITS[digit]), drawing)
 
 
 def shown_prediction(at: AppTest) -> int | None:
@@ -81,17 +80,14 @@ def test_result_stays_on_screen_across_reruns_until_cleared(app: AppTest) -> Non
     app.run()
     assert shown_prediction(app) == 7
 
-    app.button(key="clear").click().run()
+    press_clear(app)
 
     assert shown_prediction(app) is None
     assert stats(app)[0] == 1  # clearing forgets the screen, not the history
 
 
-def test_empty_slate_gets_friendly_message_and_logs_nothing(app: AppTest) -> None:
+def test_empty_slate_gets_friendly_message_at_once_and_logs_nothing(app: AppTest) -> None:
     predict(app, None)
-    assert "Reading the slate…" in texts(app)  # the drawing may still be on its way
-    time.sleep(PENDING_WAIT_S)
-    app.run()  # what the page's timer does once the wait is over
 
     assert not app.exception
     assert formatting.EMPTY_MESSAGE in [i.value for i in app.info]
@@ -100,61 +96,94 @@ def test_empty_slate_gets_friendly_message_and_logs_nothing(app: AppTest) -> Non
 
 
 def test_strokes_without_readable_ink_count_as_empty(app: AppTest) -> None:
-    draw_on_slate(app, np.zeros((280, 280), dtype=np.uint8), strokes=1)
-    app.button(key="predict").click().run()
+    press_predict(app, np.zeros((280, 280), dtype=np.uint8))
 
     assert formatting.EMPTY_MESSAGE in [i.value for i in app.info]
     assert stats(app)[0] == 0
 
 
-def test_fast_click_is_served_when_the_drawing_arrives(app: AppTest) -> None:
-    # The click's rerun still holds the empty slate: the canvas sends 200 ms after mouse-up.
-    app.button(key="predict").click().run()
-    assert "Reading the slate…" in texts(app)
-    assert formatting.EMPTY_MESSAGE not in texts(app)
+def test_a_mark_the_service_cannot_read_gets_its_reason(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise EmptyDrawingError("the mark is too small to read")
 
-    draw_on_slate(app, draw_strokes(DIGITS[1]))
-    app.run()  # the rerun in which the drawing arrives
+    monkeypatch.setattr(PredictionService, "predict", refuse)
+    predict(app, 1)
+
+    assert "The mark is too small to read: draw one digit" in texts(app)
+    assert shown_prediction(app) is None
+
+
+def test_the_press_carries_its_drawing_so_the_first_click_is_served(app: AppTest) -> None:
+    predict(app, 1)  # the drawing comes with the press: nothing to wait for
 
     assert shown_prediction(app) == 1
     assert stats(app)[0] == 1
     app.run()
     assert shown_prediction(app) == 1  # served once, and it stays
+    assert stats(app)[0] == 1
 
 
-def test_fast_click_after_more_strokes_predicts_the_new_drawing(app: AppTest) -> None:
-    predict(app, 1)
-    # Strokes added, Predict clicked before they reach Python: the slate still holds the 1.
-    app.button(key="predict").click().run()
-    assert shown_prediction(app) == 1
-    assert "Reading the slate…" in texts(app)
-
-    draw_on_slate(app, draw_strokes(DIGITS[1] + [[(120, 60), (180, 60)]]), strokes=2)
-    app.run()
+def test_more_strokes_make_a_new_drawing_and_a_new_row(app: AppTest) -> None:
+    predict(app, 1, drawing="a" * 32)
+    press_predict(app, draw_strokes([*DIGITS[1], [(120, 60), (180, 60)]]), drawing="b" * 32)
 
     assert stats(app)[0] == 2
 
 
 def test_pressing_predict_again_on_the_same_drawing_logs_it_once(app: AppTest) -> None:
-    predict(app, 7)
-    app.button(key="predict").click().run()  # a double click
-    assert "Reading the slate…" in texts(app)
-    time.sleep(PENDING_WAIT_S)
-    app.run()
+    drawing = str(uuid.uuid4())
+    for _ in range(5):  # five rapid clicks: one drawing, one row
+        predict(app, 7, drawing)
 
     assert shown_prediction(app) == 7
-    assert "Reading the slate…" not in texts(app)
     assert stats(app)[0] == 1
 
 
-def test_another_model_reads_the_same_drawing_at_once(app: AppTest) -> None:
-    predict(app, 7)
-    app.sidebar.selectbox(key="model").select("lenet5").run()
-    app.button(key="predict").click().run()
+def test_presses_racing_each_other_log_one_row(
+    app: AppTest, page_service: Callable[[], PredictionService]
+) -> None:
+    # Two presses of one drawing that both reach the service (the second before the first
+    # has come back): the press's idempotency key makes them one row.
+    drawing = str(uuid.uuid4())
+    predict(app, 7, drawing)
+    press_clear(app)  # the page forgets what it served; the service does not
+    predict(app, 7, drawing)
 
+    assert shown_prediction(app) == 7
+    assert len(page_service().history(app.query_params["session"]).data) == 1
+
+
+def test_another_model_reads_the_drawing_again_and_says_so(app: AppTest) -> None:
+    drawing = str(uuid.uuid4())
+    predict(app, 7, drawing)
+    assert "Model default" in texts(app)
+
+    app.sidebar.selectbox(key="model").select("lenet5").run()
+
+    # The old answer is gone, feedback with it, and the slate is asked for its drawing again.
+    assert shown_prediction(app) is None
+    assert "reading the drawing again with lenet5" in texts(app)
+    assert not [b for b in app.button if b.key == "digit-7"]
+    (slate,) = app.get("bidi_component")
+    assert json.loads(slate.proto.mixed.json or slate.proto.json)["repredict"] == 1
+
+    predict(app, 7, drawing)  # what the slate sends back at once
     assert shown_prediction(app) == 7
     assert "Model lenet5" in texts(app)
     assert stats(app)[0] == 2
+
+
+def test_another_model_with_an_empty_slate_just_forgets_the_result(app: AppTest) -> None:
+    predict(app, 7)
+    app.sidebar.selectbox(key="model").select("lenet5").run()
+
+    press_predict(app, None, again=True)  # the slate answers: nothing on it
+
+    assert shown_prediction(app) is None
+    assert formatting.EMPTY_MESSAGE not in texts(app)
+    assert "The prediction appears here." in texts(app)
 
 
 def test_typed_feedback_is_recorded_and_can_be_changed(
@@ -198,7 +227,7 @@ def test_history_is_restored_from_the_session_in_the_url(
     page_settings(database_url)
     first = make_app().run()
     predict(first, 1)
-    first.button(key="clear").click().run()
+    press_clear(first)
     predict(first, 0)
     first.button(key="digit-6").click().run()
     session = first.query_params["session"]
@@ -300,7 +329,8 @@ def test_unreachable_model_service_gets_a_message_not_a_stack_trace(
     monkeypatch.setenv("DIGITREC_API_URL", "http://127.0.0.1:9")
     get_settings.cache_clear()
     at = make_app().run()
-    assert formatting.HISTORY_DOWN_MESSAGE in [w.value for w in at.warning]
+    # The model service is down, not the database: the history says so, and promises nothing.
+    assert [w.value for w in at.warning] == [formatting.HISTORY_SERVICE_DOWN_MESSAGE]
 
     predict(at, 7)
 

@@ -7,32 +7,28 @@ from datetime import UTC, datetime
 import pytest
 
 from digitrec.schemas import PredictionPublic
+from digitrec.ui.slate import Press
 from digitrec.ui.state import (
-    PENDING_WAIT_S,
     Action,
     Notice,
     PageState,
-    PendingPredict,
-    Slate,
     decide,
+    idempotency_key,
     normalise_session_id,
     request_key,
 )
 
-EMPTY = Slate(png=None, strokes=0)
-DRAWN = Slate(png=b"png of a 7", strokes=1)
-MORE = Slate(png=b"png of a 7 with a bar", strokes=2)
-CLICK = PendingPredict(clicked_at=100.0)
-SOON = 100.0 + PENDING_WAIT_S / 2
-LATER = 100.0 + PENDING_WAIT_S
+SEVEN = Press(png=b"png of a 7", drawing="d" * 32)
+MORE = Press(png=b"png of a 7 with a bar", drawing="e" * 32)
+EMPTY = Press(png=None, drawing="f" * 32)
 
 
-def result(prediction: int = 7) -> PredictionPublic:
+def result(prediction: int = 7, model: str = "default") -> PredictionPublic:
     return PredictionPublic(
         id="a" * 32,
         timestamp=datetime.now(UTC),
         session_id="s",
-        model="default",
+        model=model,
         prediction=prediction,
         confidence=0.9,
         probabilities=[0.1 / 9] * 7 + [0.9] + [0.1 / 9] * 2,
@@ -40,80 +36,88 @@ def result(prediction: int = 7) -> PredictionPublic:
     )
 
 
-def key(slate: Slate, model: str = "default") -> str | None:
-    return request_key(slate, model)
-
-
-def test_decide_without_a_click_does_nothing() -> None:
-    assert decide(None, key(DRAWN), None, SOON) is Action.NONE
+def test_decide_without_a_press_does_nothing() -> None:
+    assert decide(None, "default", None) is Action.NONE
 
 
 def test_decide_serves_a_new_drawing_at_once() -> None:
-    assert decide(CLICK, key(DRAWN), None, 100.0) is Action.PREDICT
-    assert decide(CLICK, key(MORE), key(DRAWN), 100.0) is Action.PREDICT
+    assert decide(SEVEN, "default", None) is Action.PREDICT
+    assert decide(MORE, "default", request_key(SEVEN, "default")) is Action.PREDICT
 
 
-def test_decide_serves_the_same_drawing_at_once_for_another_model() -> None:
-    assert decide(CLICK, key(DRAWN, "lenet5"), key(DRAWN), 100.0) is Action.PREDICT
+def test_decide_keeps_the_result_for_the_same_drawing_and_model() -> None:
+    served = request_key(SEVEN, "default")
+    assert decide(SEVEN, "default", served) is Action.KEEP
+    assert decide(SEVEN, "lenet5", served) is Action.PREDICT  # another model reads it anew
 
 
-@pytest.mark.parametrize("slate", [EMPTY, Slate(png=b"blank", strokes=0), Slate(None, 1)])
-def test_decide_waits_for_a_drawing_then_calls_the_slate_empty(slate: Slate) -> None:
-    assert key(slate) is None
-    assert decide(CLICK, key(slate), None, SOON) is Action.WAIT
-    assert decide(CLICK, key(slate), None, LATER) is Action.EMPTY
+def test_decide_on_an_empty_slate_says_so_unless_the_page_asked() -> None:
+    assert decide(EMPTY, "default", None) is Action.EMPTY
+    asked = Press(png=None, drawing="f" * 32, again=True)
+    assert decide(asked, "default", request_key(SEVEN, "default")) is Action.FORGET
 
 
-def test_decide_waits_for_strokes_after_a_served_drawing_then_keeps_the_result() -> None:
-    served = key(DRAWN)
-    assert decide(CLICK, key(DRAWN), served, SOON) is Action.WAIT
-    assert decide(CLICK, key(MORE), served, SOON) is Action.PREDICT  # the new strokes arrived
-    # None came (a double click, say): the result on screen answers it; nothing is logged again.
-    assert decide(CLICK, key(DRAWN), served, LATER) is Action.KEEP
+def test_idempotency_key_is_one_per_drawing_and_model() -> None:
+    seven = request_key(SEVEN, "default")
+    assert seven is not None and idempotency_key(seven) == idempotency_key(seven)
+    others = {request_key(MORE, "default"), request_key(SEVEN, "lenet5")}
+    assert idempotency_key(seven) not in {idempotency_key(str(k)) for k in others}
+    assert len(idempotency_key(seven)) == 32
 
 
-def test_slate_fingerprint_follows_the_image_and_ignores_blank_slates() -> None:
-    assert DRAWN.fingerprint == Slate(png=b"png of a 7", strokes=3).fingerprint
-    assert DRAWN.fingerprint != MORE.fingerprint
-    assert EMPTY.fingerprint is None
-    assert Slate.from_canvas({"objects": []}, b"blank").fingerprint is None
-    assert Slate.from_canvas(None, None) == EMPTY
-    assert Slate.from_canvas({"objects": [{}, {}]}, b"x").strokes == 2
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "press",
+        {"image": None},
+        {"image": None, "drawing": "not an id"},
+        {"image": "data:image/jpeg;base64,AAAA", "drawing": "d" * 32},
+        {"image": "data:image/png;base64,@@@", "drawing": "d" * 32},
+    ],
+)
+def test_press_from_a_malformed_trigger_is_ignored(value: object) -> None:
+    assert Press.from_trigger(value) is None
+
+
+def test_press_from_the_browser_decodes_its_picture() -> None:
+    value = {"image": "data:image/png;base64,iVBORw0K", "drawing": "0" * 36, "again": True}
+    assert Press.from_trigger(value) == Press(png=b"\x89PNG\r\n", drawing="0" * 36, again=True)
+    assert Press.from_trigger({"image": None, "drawing": "1" * 32}) == Press(None, "1" * 32)
 
 
 def test_page_state_serves_once_and_keeps_the_result_until_cleared() -> None:
-    store: dict[str, object] = {}
-    state = PageState(store)
-    first_key = state.canvas_key
-    state.request_predict(now=100.0)
-    assert state.next_action(DRAWN, "default", 100.0) is Action.PREDICT
+    state = PageState({})
+    assert state.next_action(SEVEN, "default") is Action.PREDICT
 
-    state.serve(result(), None, DRAWN, "default")
-    assert state.pending is None
-    assert state.next_action(DRAWN, "default", SOON) is Action.NONE
-    assert state.result == result().model_copy(update={"timestamp": state.result.timestamp})
+    state.serve(result(), None, SEVEN, "default")
+    assert state.log_changed
+    assert state.next_action(SEVEN, "default") is Action.KEEP
+    assert state.result is not None and state.result.prediction == 7
 
     state.clear_slate()
-    assert state.canvas_key != first_key  # a new key remounts an empty canvas
     assert state.result is None
-    state.request_predict(now=100.0)
-    assert state.next_action(DRAWN, "default", 100.0) is Action.PREDICT  # forgotten drawing
+    assert state.next_action(SEVEN, "default") is Action.PREDICT  # forgotten drawing
 
 
-def test_page_state_refusal_closes_the_request_with_a_message() -> None:
+def test_page_state_refusal_shows_a_message_until_the_next_result() -> None:
     state = PageState({})
-    state.request_predict(now=100.0)
     state.refuse(Notice("info", "empty"))
-    assert state.pending is None
     assert state.notice == Notice("info", "empty")
-    assert state.wait_over(now=100.0)
+    state.serve(result(), None, SEVEN, "default")
+    assert state.notice is None
 
 
-def test_wait_is_over_after_the_wait_time() -> None:
+def test_choosing_a_model_asks_the_slate_again_only_when_a_result_is_shown() -> None:
     state = PageState({})
-    state.request_predict(now=100.0)
-    assert not state.wait_over(SOON)
-    assert state.wait_over(LATER)
+    state.choose_model()
+    assert state.repredict == 0  # nothing on screen to read again
+
+    state.serve(result(model="default"), None, SEVEN, "default")
+    assert not state.is_stale("default")
+    state.choose_model()
+    assert state.repredict == 1
+    assert state.is_stale("lenet5")
 
 
 def test_session_id_is_made_when_absent_and_kept_in_the_url() -> None:

@@ -3,26 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Literal
 
+from digitrec.contract import StorageUnavailableError
 from digitrec.schemas import PredictionPublic, StatsPublic
 
 # Below this calibrated confidence the page names the two likeliest digits.
 LOW_CONFIDENCE = 0.6
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-HISTORY_COLUMNS = ("Index", "Timestamp", "Prediction", "Confidence", "Actual", "Model")
+# What a phone must show without scrolling sideways comes first; the time last.
+HISTORY_COLUMNS = ("Index", "Prediction", "Actual", "Confidence", "Model", "Time")
 INVALID_DIGIT_MESSAGE = "Enter a single digit from 0 to 9"
 EMPTY_MESSAGE = "The slate is empty: draw a digit first, then press Predict."
+DRAW_ADVICE = "draw one digit, large and centred, then press Predict."
+EMPTY_REASON = "nothing is drawn"  # the service's reason for an empty slate
 DELAYED_MESSAGE = (
     "Logging is delayed: the database cannot be reached, so this is kept in a local outbox "
     "and written as soon as the database is back."
 )
 SERVICE_DOWN_MESSAGE = "The model service cannot be reached right now; try again shortly."
 FEEDBACK_DOWN_MESSAGE = "Feedback cannot be saved right now: the database cannot be reached."
+FEEDBACK_SERVICE_DOWN_MESSAGE = (
+    "Feedback cannot be saved right now: the model service cannot be reached."
+)
 HISTORY_DOWN_MESSAGE = (
     "Previous predictions cannot be shown: the database cannot be reached right now. "
     "New predictions still work and are logged once it is back."
 )
+HISTORY_SERVICE_DOWN_MESSAGE = (
+    "Previous predictions cannot be shown: the model service cannot be reached right now."
+)
+_UNAVAILABLE = {
+    # What failed, the database or the model service, for each thing the page tried.
+    "predict": (SERVICE_DOWN_MESSAGE, SERVICE_DOWN_MESSAGE),
+    "feedback": (FEEDBACK_DOWN_MESSAGE, FEEDBACK_SERVICE_DOWN_MESSAGE),
+    "history": (HISTORY_DOWN_MESSAGE, HISTORY_SERVICE_DOWN_MESSAGE),
+}
+
+
+def unavailable_message(
+    error: Exception, attempt: Literal["predict", "feedback", "history"]
+) -> str:
+    """Which part cannot be reached: the database (either client) or the model service (over
+    HTTP, a ConnectionError)."""
+    database_down, service_down = _UNAVAILABLE[attempt]
+    return database_down if isinstance(error, StorageUnavailableError) else service_down
+
+
+def empty_message(error: Exception) -> str:
+    """What to say when the service finds nothing to read: its own reason, unless the slate is
+    simply empty."""
+    reason = str(error).strip().rstrip(".")
+    if not reason or reason == EMPTY_REASON:
+        return EMPTY_MESSAGE
+    return f"{reason[0].upper()}{reason[1:]}: {DRAW_ADVICE}"
 
 
 def percent(fraction: float) -> str:
@@ -60,19 +95,28 @@ def parse_digit(text: str) -> int | None:
     return int(stripped)
 
 
-def history_rows(predictions: Sequence[PredictionPublic], count: int) -> list[dict[str, Any]]:
-    """Table rows, newest first; Index numbers attempts from 1 (the oldest)."""
+def history_rows(
+    predictions: Sequence[PredictionPublic], count: int, zone: tzinfo | None = None
+) -> list[dict[str, Any]]:
+    """Table rows, newest first; Index numbers attempts from 1 (the oldest); times in `zone`
+    (the browser's), else in UTC as logged."""
     return [
         {
             "Index": count - position,
-            "Timestamp": p.timestamp.strftime(TIMESTAMP_FORMAT),
             "Prediction": p.prediction,
-            "Confidence": percent(p.confidence),
             "Actual": "" if p.actual is None else str(p.actual),
+            "Confidence": percent(p.confidence),
             "Model": model_label(p),
+            "Time": local_time(p.timestamp, zone),
         }
         for position, p in enumerate(predictions)
     ]
+
+
+def local_time(moment: datetime, zone: tzinfo | None) -> str:
+    """A logged time (UTC; naive means UTC) as a clock in `zone` shows it; UTC when None."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone or UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def model_label(result: PredictionPublic) -> str:
@@ -83,11 +127,16 @@ def model_label(result: PredictionPublic) -> str:
 
 
 def stats_line(stats: StatsPublic) -> str:
+    """The running totals; a prediction nobody reviewed counts as correct (the reference app's
+    rule), so the line says how many that is."""
     accuracy = "n/a" if stats.realized_accuracy is None else f"{stats.realized_accuracy:.1%}"
-    return (
+    line = (
         f"Total Attempts: {stats.total} | Correct Predictions: {stats.correct} | "
         f"Realized Accuracy: {accuracy}"
     )
+    if stats.no_feedback:
+        line += f" ({stats.no_feedback} of {stats.total} not reviewed, counted as correct)"
+    return line
 
 
 def feedback_line(stats: StatsPublic) -> str:

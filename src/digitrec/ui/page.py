@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import time
+from importlib import resources
 
 import streamlit as st
 
 from digitrec.config import Settings, get_settings
-from digitrec.ui import sections
+from digitrec.ui import reading, sections
 from digitrec.ui.client import DigitClient, make_client
-from digitrec.ui.state import PENDING_POLL_S, Action, PageState
+from digitrec.ui.slate import render_slate
+from digitrec.ui.state import PageState
 
 TITLE = "Handwritten Digit Recognition"
+READING_FRAGMENT = "reading"
+HISTORY_FRAGMENT = "history"
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -22,38 +25,45 @@ def cached_client(settings_json: str) -> DigitClient:
 
 
 def main() -> None:
-    """Draw the page once; Streamlit reruns it on every interaction."""
+    """Draw the page once; Streamlit reruns it when the model changes or the page reloads."""
     st.set_page_config(page_title=TITLE, page_icon=":material/draw:")
-    st.title(TITLE)
+    st.html(f"<style>{resources.files(__package__).joinpath('page.css').read_text()}</style>")
+    st.title(TITLE, anchor=False)  # no hover-only anchor link: nothing focusable is hidden
     settings = get_settings()
     client = cached_client(settings.model_dump_json())
     state = PageState(st.session_state)
     session_id = state.session_id(st.query_params)
-    model = sections.render_sidebar(client, settings)
+    model = sections.render_sidebar(client, settings, state)
+    render_reading(state, client, session_id=session_id, model=model)
+    sections.render_examples()
+    render_history(client, session_id)
 
+
+@st.fragment(key=READING_FRAGMENT)
+def render_reading(state: PageState, client: DigitClient, *, session_id: str, model: str) -> None:
+    """The slate, its result and the feedback: a press or a feedback click reruns only these
+    (and then the history), not the sidebar or the example sheet."""
     slate_column, result_column = st.columns(2, gap="large")
     with slate_column:
-        slate, clicked = sections.render_slate(state)
-    if clicked:
-        state.request_predict(time.monotonic())
-    action = sections.serve_predict(state, client, slate, session_id=session_id, model=model)
+        st.caption("Draw one digit, large and centred, then press Predict.")
+        events = render_slate(key="slate", repredict=state.repredict, on_press=_refresh)
+    if events.cleared:
+        state.clear_slate()
+    reading.serve_press(state, client, events.press, session_id=session_id, model=model)
     with result_column:
-        sections.render_result(state, waiting=action is Action.WAIT)
+        reading.render_result(state, model)
+    reading.render_feedback(state, client, model, after=_refresh)
 
-    sections.render_feedback(state, client)
-    sections.render_examples()
+
+@st.fragment(key=HISTORY_FRAGMENT)
+def render_history(client: DigitClient, session_id: str) -> None:
+    """The history, rerun after the reading part has logged something."""
     sections.render_history(client, session_id)
 
-    if action is Action.WAIT:
-        _rerun_when_wait_is_over(state)
 
-
-@st.fragment(run_every=PENDING_POLL_S)
-def _rerun_when_wait_is_over(state: PageState) -> None:
-    # The drawing, if there is one, reruns the page itself as soon as it arrives; this timer
-    # only matters when none comes (an empty slate, or the drawing already predicted).
-    if state.wait_over(time.monotonic()):
-        st.rerun(scope="app")
+def _refresh() -> None:
+    """A widget callback in the reading part: rerun it, then the history it may change."""
+    st.rerun([READING_FRAGMENT, HISTORY_FRAGMENT])
 
 
 if __name__ == "__main__":

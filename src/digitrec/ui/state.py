@@ -1,18 +1,17 @@
-"""What the page remembers between reruns, and when a Predict request is served.
+"""What the page remembers between reruns, and what a press on the slate calls for.
 
-The slate's drawing reaches Python about 200 ms after the mouse is released (the canvas
-debounces its updates), so a quick click on Predict arrives in a rerun that still holds the
-previous drawing, or none. The click is therefore kept as a pending request and served on the
-rerun in which the fresh drawing arrives. When nothing new arrives within ``PENDING_WAIT_S``,
-the slate is reported empty, or, if it holds the drawing whose result is on screen (a double
-click), that result stands and nothing is logged twice.
+The slate sends its picture together with the Predict press (see `digitrec.ui.slate`), so a
+press is served in the run it arrives in. A press names the drawing it shows (an id the
+browser renews with every stroke and Clear): pressing again on the same drawing, for the same
+model, keeps the result on screen, and its idempotency key makes the service log it once even
+when two presses race each other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -20,82 +19,46 @@ from typing import Any
 import numpy as np
 
 from digitrec.schemas import PredictionPublic, new_session_id
+from digitrec.ui.slate import Press
 
-# The canvas debounces by 200 ms; the rest covers the round trip to the server.
-PENDING_WAIT_S = 0.5
-# How often a waiting page checks whether the wait is over.
-PENDING_POLL_S = 0.1
-
-_SLATE_GENERATION = "slate_generation"
-_PENDING = "pending_predict"
 _RESULT = "result"
 _PREVIEW = "preview"
 _SERVED = "served_request"
 _NOTICE = "notice"
 _FEEDBACK_NOTICE = "feedback_notice"
 _SESSION_ID = "session_id"
-
-
-@dataclass(frozen=True)
-class Slate:
-    """What the canvas holds in this rerun."""
-
-    png: bytes | None  # the whole canvas, rendered (280x280 RGBA)
-    strokes: int  # objects on the canvas; 0 means nothing drawn
-
-    @classmethod
-    def from_canvas(cls, json_data: Mapping[str, Any] | None, png: bytes | None) -> Slate:
-        """Read the canvas result (its Fabric.js JSON and rendered PNG)."""
-        objects = (json_data or {}).get("objects") or []
-        return cls(png=png, strokes=len(objects))
-
-    @property
-    def fingerprint(self) -> str | None:
-        """A short digest of the rendered drawing; None when nothing is drawn."""
-        if self.strokes == 0 or self.png is None:
-            return None
-        return hashlib.blake2b(self.png, digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True)
-class PendingPredict:
-    """A Predict click not yet served."""
-
-    clicked_at: float  # time.monotonic() of the click
+_REPREDICT = "repredict"
+_LOG_CHANGED = "log_changed"
 
 
 class Action(Enum):
-    """What to do with the pending Predict request in this rerun."""
+    """What to do with the press in this run."""
 
-    NONE = "none"  # no request
-    WAIT = "wait"  # the drawing may still be on its way
-    PREDICT = "predict"  # serve it with the drawing now on the slate
-    EMPTY = "empty"  # nothing drawn: say so
+    NONE = "none"  # no press
+    PREDICT = "predict"  # a drawing (or model) not yet read: ask the service
+    EMPTY = "empty"  # Predict on an empty slate: say so
     KEEP = "keep"  # the result on screen already answers it
+    FORGET = "forget"  # the page asked the slate again after a model change, and it is empty
 
 
-def request_key(slate: Slate, model: str) -> str | None:
+def request_key(press: Press, model: str) -> str | None:
     """What a prediction answers: this drawing read by this model; None when nothing is drawn."""
-    fingerprint = slate.fingerprint
-    return None if fingerprint is None else f"{model}:{fingerprint}"
+    return None if press.png is None else f"{model}:{press.drawing}"
 
 
-def decide(
-    pending: PendingPredict | None, request: str | None, served: str | None, now: float
-) -> Action:
-    """Serve a Predict request once the drawing it was meant for is on the slate.
+def idempotency_key(request: str) -> str:
+    """The service's Idempotency-Key for a request: one row per drawing and model."""
+    return hashlib.sha256(request.encode()).hexdigest()[:32]
 
-    `request` is the request key of the slate in this rerun, `served` that of the result on
-    screen (see `request_key`).
-    """
-    if pending is None:
+
+def decide(press: Press | None, model: str, served: str | None) -> Action:
+    """Serve a press; `served` is the request key of the result on screen."""
+    if press is None:
         return Action.NONE
-    if request is not None and request != served:
-        # A drawing (or model) not yet predicted: it came with the click or arrived after it.
-        return Action.PREDICT
-    if now - pending.clicked_at < PENDING_WAIT_S:
-        return Action.WAIT
-    return Action.EMPTY if request is None else Action.KEEP
+    request = request_key(press, model)
+    if request is None:
+        return Action.FORGET if press.again else Action.EMPTY
+    return Action.KEEP if request == served else Action.PREDICT
 
 
 @dataclass(frozen=True)
@@ -112,53 +75,53 @@ class PageState:
     def __init__(self, store: MutableMapping[Any, Any]) -> None:
         self._store = store
 
-    @property
-    def canvas_key(self) -> str:
-        """The widget key of the slate; a new key remounts an empty canvas."""
-        return f"slate-{self._store.get(_SLATE_GENERATION, 0)}"
-
     def clear_slate(self) -> None:
-        """Remount an empty slate and forget the result shown for the old drawing."""
-        self._store[_SLATE_GENERATION] = self._store.get(_SLATE_GENERATION, 0) + 1
-        for key in (_PENDING, _RESULT, _PREVIEW, _SERVED, _NOTICE, _FEEDBACK_NOTICE):
+        """Forget the result shown for the drawing the slate no longer holds."""
+        for key in (_RESULT, _PREVIEW, _SERVED, _NOTICE, _FEEDBACK_NOTICE):
             self._store.pop(key, None)
 
-    @property
-    def pending(self) -> PendingPredict | None:
-        return self._store.get(_PENDING)
-
-    def request_predict(self, now: float) -> None:
-        """Remember a Predict click until a drawing can serve it."""
-        self._store[_PENDING] = PendingPredict(clicked_at=now)
-
-    def wait_over(self, now: float) -> bool:
-        """True when no request is pending, or its wait for a drawing has run out."""
-        pending = self.pending
-        return pending is None or now - pending.clicked_at >= PENDING_WAIT_S
-
-    def next_action(self, slate: Slate, model: str, now: float) -> Action:
-        """What the pending request calls for in this rerun."""
-        return decide(self.pending, request_key(slate, model), self._store.get(_SERVED), now)
+    def next_action(self, press: Press | None, model: str) -> Action:
+        """What the press calls for in this run."""
+        return decide(press, model, self._store.get(_SERVED))
 
     def serve(
-        self, result: PredictionPublic, preview: np.ndarray | None, slate: Slate, model: str
+        self, result: PredictionPublic, preview: np.ndarray | None, press: Press, model: str
     ) -> None:
         """Keep a new prediction on screen until the slate is cleared or another arrives."""
         self._store[_RESULT] = result
         self._store[_PREVIEW] = preview
-        self._store[_SERVED] = request_key(slate, model)
-        self._store.pop(_PENDING, None)
+        self._store[_SERVED] = request_key(press, model)
         self._store.pop(_NOTICE, None)
         self._store.pop(_FEEDBACK_NOTICE, None)
-
-    def close_request(self) -> None:
-        """Drop the pending request: the result on screen already answers it."""
-        self._store.pop(_PENDING, None)
+        self.log_changed = True
 
     def refuse(self, notice: Notice) -> None:
-        """Close the pending request with a message instead of a prediction."""
-        self._store.pop(_PENDING, None)
+        """Answer a press with a message instead of a prediction."""
         self._store[_NOTICE] = notice
+
+    def choose_model(self) -> None:
+        """Another model was chosen: ask the slate for its drawing again if a result is shown."""
+        if self.result is not None:
+            self._store[_REPREDICT] = self.repredict + 1
+
+    @property
+    def repredict(self) -> int:
+        """How often the page has asked the slate to send its drawing again."""
+        return int(self._store.get(_REPREDICT, 0))
+
+    def is_stale(self, model: str) -> bool:
+        """True when the result on screen was made by a model other than the chosen one."""
+        result = self.result
+        return result is not None and result.model != model
+
+    @property
+    def log_changed(self) -> bool:
+        """True when this run logged something the history does not show yet."""
+        return bool(self._store.get(_LOG_CHANGED, False))
+
+    @log_changed.setter
+    def log_changed(self, value: bool) -> None:
+        self._store[_LOG_CHANGED] = value
 
     @property
     def result(self) -> PredictionPublic | None:
@@ -167,6 +130,7 @@ class PageState:
     @result.setter
     def result(self, value: PredictionPublic) -> None:
         self._store[_RESULT] = value
+        self.log_changed = True
 
     @property
     def preview(self) -> np.ndarray | None:

@@ -1,0 +1,149 @@
+"""The slate in a real browser: Clear at once, every point kept, nothing hidden, one row a press."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from drawing import draw_strokes
+from live_app import (
+    DIGIT_STROKES,
+    clear_slate,
+    draw,
+    logged_rows,
+    open_page,
+    predict,
+    prediction_heading,
+    session_id,
+    settled_slate_box,
+    slate,
+    slate_button,
+)
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect
+
+from digitrec.ui.formatting import EMPTY_MESSAGE
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# A "2" as a quick hand draws it: five corners and nothing between them. A slate that drops
+# the next-to-last point turns it into a hook, which reads as a 7.
+QUICK_TWO = [[(90, 95), (140, 55), (192, 95), (90, 225), (200, 225)]]
+
+# The slate's ink, as the sum of its red channel (0 on a blank, black slate).
+INK_JS = """canvas => {
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let ink = 0;
+  for (let i = 0; i < pixels.length; i += 4) ink += pixels[i];
+  return ink;
+}"""
+
+# Clear pressed and the slate read in the same task: what the browser shows right after.
+CLEAR_THEN_INK_JS = f"""canvas => {{
+  canvas.getRootNode().querySelector("button.clear").click();
+  return ({INK_JS})(canvas);
+}}"""
+
+# The element that has the keyboard focus (inside shadow roots too), and whether it shows.
+FOCUSED_JS = """() => {
+  let element = document.activeElement;
+  while (element?.shadowRoot?.activeElement) element = element.shadowRoot.activeElement;
+  if (!element || element === document.body) return null;
+  const box = element.getBoundingClientRect();
+  const shown = element.checkVisibility({ opacityProperty: true, visibilityProperty: true });
+  return {
+    name: element.getAttribute("aria-label") || element.innerText?.trim() || element.tagName,
+    visible: shown && box.width >= 1 && box.height >= 1,
+  };
+}"""
+
+
+def slate_picture(page: Page) -> np.ndarray:
+    """The slate's PNG as the page would send it, as an (H, W, 4) uint8 array."""
+    url = slate(page).evaluate("canvas => canvas.toDataURL('image/png')")
+    png = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_clear_is_instant_and_a_stroke_begun_100_ms_later_is_kept(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    draw(page, DIGIT_STROKES[7])
+    assert predict(page) == 7
+    box = settled_slate_box(page)
+    slate(page).evaluate("canvas => canvas.setAttribute('data-first', 'yes')")
+
+    assert slate(page).evaluate(CLEAR_THEN_INK_JS) == 0  # blank in the same frame
+    page.wait_for_timeout(100)
+    draw(page, DIGIT_STROKES[1], box=box)  # while the Clear is still on its way to the server
+
+    assert predict(page) == 1
+    expect(page.get_by_text(EMPTY_MESSAGE)).to_have_count(0)
+    assert slate(page).evaluate(INK_JS) > 0  # the stroke stayed on the slate
+    expect(page.locator("canvas[data-first]")).to_have_count(1)  # the same slate, not remounted
+    page.context.close()
+
+
+def test_a_fast_stroke_keeps_every_corner_and_the_picture_the_model_expects(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+
+    draw(page, QUICK_TWO, steps=1)  # one mouse event per corner
+
+    picture = slate_picture(page)
+    assert picture.shape == (280, 280, 4)
+    assert (picture[..., 3] == 255).all()  # opaque: white ink on black, as before
+    for x, y in QUICK_TWO[0]:
+        assert picture[y, x, 0] == 255, (x, y)  # every corner inked, the next-to-last too
+    # The same ink a round 18 px pen leaves along the same lines (anti-aliasing aside).
+    expected = draw_strokes(QUICK_TWO, supersample=4) > 127
+    drawn = picture[..., 0] > 127
+    assert (expected & drawn).sum() / (expected | drawn).sum() > 0.95
+    assert predict(page) == 2
+    page.context.close()
+
+
+def test_everything_the_tab_key_reaches_is_visible(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    draw(page, DIGIT_STROKES[7])
+    predict(page)  # the feedback buttons too
+    expect(page.get_by_text("Total Attempts: 1 |")).to_be_visible()  # the page is at rest
+
+    reached = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED_JS)
+        if focused is not None:
+            reached.append(focused)
+    names = {f["name"] for f in reached}
+
+    assert [f["name"] for f in reached if not f["visible"]] == []
+    assert {"Clear", "Predict", "7"} <= names
+    assert not names & {"Undo", "Redo", "Edit", "Reset canvas & history"}
+    page.context.close()
+
+
+def test_rapid_clicks_on_predict_log_one_row_per_drawing(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    session = session_id(page)
+
+    for attempt in range(5):
+        if attempt:
+            clear_slate(page)
+        draw(page, DIGIT_STROKES[7])
+        slate_button(page, "Predict").click(click_count=5, delay=20)
+        expect(prediction_heading(page)).to_have_text("Prediction: 7")
+        expect(page.get_by_text(f"Total Attempts: {attempt + 1} |")).to_be_visible()
+
+    page.wait_for_timeout(500)  # any late duplicate would have landed by now
+    assert len(logged_rows(sqlite_url, session)) == 5
+    page.context.close()
