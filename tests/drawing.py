@@ -35,6 +35,14 @@ DIGITS: dict[int, list[Stroke]] = {
 }
 
 
+# Marks too small to be a digit, as the page's pen leaves them: a click (one point, a dot as
+# wide as the pen) and a tick (a flick of the pen a few pixels long).
+MARKS: dict[str, list[Stroke]] = {
+    "click": [[(140, 140)]],
+    "tick": [[(136, 141), (139, 144), (144, 137)]],
+}
+
+
 def in_box(stroke: Stroke, left: float, top: float, height: float, aspect: float) -> list[Point]:
     """A stroke given in units of a box (x, y in 0..1) placed in pixels at (left, top).
 

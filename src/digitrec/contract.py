@@ -36,6 +36,10 @@ class EmptyDrawingError(PreprocessingError):
     """The input holds no drawing, or too little of one to read."""
 
 
+class DrawingTooSmallError(EmptyDrawingError):
+    """The input holds only a mark too small to be a digit: a click, a tick, a speck."""
+
+
 class UnknownModelError(LookupError):
     """The named model has no ONNX file."""
 
@@ -78,6 +82,7 @@ class ErrorCode(NamedTuple):
 # The first entry in an exception's MRO that is listed here decides its answer.
 ERROR_CODES: dict[type[Exception], ErrorCode] = {
     EmptyDrawingError: ErrorCode(422, "empty_drawing"),
+    DrawingTooSmallError: ErrorCode(422, "drawing_too_small"),
     ImageTooLargeError: ErrorCode(413, "too_large"),
     InvalidImageError: ErrorCode(422, "invalid_image"),
     UnknownModelError: ErrorCode(404, "unknown_model"),

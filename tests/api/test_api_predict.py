@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from credentials import sid
+from credentials import ADMIN, sid
+from drawing import MARKS, draw_strokes, rgba_canvas
 from fastapi.testclient import TestClient
 from httpx import Response
 from PIL import Image
@@ -110,6 +111,21 @@ def test_predict_says_nothing_is_drawn_on_a_blank_slate(
 
     _assert_error(response, 422, "nothing is drawn")
     assert response.headers["x-error-code"] == "empty_drawing"
+
+
+@pytest.mark.parametrize("mark", sorted(MARKS))
+def test_predict_says_a_mark_too_small_to_be_a_digit_is_no_digit_and_logs_nothing(
+    client: TestClient, mark: str
+) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba_canvas(draw_strokes(MARKS[mark]))).save(buffer, format="PNG")
+    image = base64.b64encode(buffer.getvalue()).decode()
+
+    response = client.post("/predict", json={"image": image, "session_id": sid("s")})
+
+    _assert_error(response, 422, "too small")
+    assert response.headers["x-error-code"] == "drawing_too_small"
+    assert client.get("/predictions", headers=ADMIN).json()["count"] == 0
 
 
 def test_predict_refuses_a_50_megapixel_image_before_decoding_it(

@@ -8,15 +8,17 @@ import struct
 import zlib
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
-from drawing import DIGITS, SLATE_PX, Stroke, draw_strokes, in_box, rgba_canvas
+from drawing import DIGITS, MARKS, SLATE_PX, Stroke, draw_strokes, in_box, rgba_canvas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from digitrec.preprocessing import (
     MAX_WORK_PIXELS,
+    DrawingTooSmallError,
     EmptyDrawingError,
     ImageTooLargeError,
     InvalidImageError,
@@ -212,10 +214,12 @@ OPAQUE_FORMS = frozenset({"black-slate", "white-paper", "rgb", "red-ink"})
 
 
 def _general_path_input(form: str, canvas: np.ndarray) -> np.ndarray:
-    """The same picture for the general (float) path: an opaque one as its grey levels (PIL's
-    integer luma, what a PNG of it would hold) in [0, 1]; a see-through one as float RGBA."""
+    """The same picture for the general (float) path: an opaque one as its grey levels
+    (OpenCV's integer luma, as an RGB upload is read) in [0, 1]; a see-through one as float
+    RGBA."""
     if form in OPAQUE_FORMS:
-        return np.asarray(Image.fromarray(canvas).convert("L"), dtype=np.float32) / 255
+        to_grey = cv2.COLOR_RGBA2GRAY if canvas.shape[2] == 4 else cv2.COLOR_RGB2GRAY
+        return cv2.cvtColor(canvas, to_grey).astype(np.float32) / 255
     return canvas.astype(np.float32) / 255
 
 
@@ -267,6 +271,27 @@ def _transparent() -> np.ndarray:
 def test_to_mnist_refuses_a_canvas_without_a_drawing(make: Callable[[], np.ndarray]) -> None:
     with pytest.raises(EmptyDrawingError):
         to_mnist(make())
+
+
+@pytest.mark.parametrize("form", ["black-slate", "clear-layer", "white-paper"])
+@pytest.mark.parametrize("mark", sorted(MARKS))
+def test_to_mnist_refuses_a_mark_too_small_to_be_a_digit(mark: str, form: str) -> None:
+    canvas = CANVAS_FORMS[form](draw_strokes(MARKS[mark], supersample=4))
+    with pytest.raises(DrawingTooSmallError, match="too small"):
+        to_mnist(canvas)
+    with pytest.raises(DrawingTooSmallError):
+        to_mnist(png_bytes(canvas))
+
+
+@pytest.mark.parametrize(
+    ("stroke", "height", "pen"),
+    [(ONE, 120, 4), (ONE, 40, 3), (SEVEN, 45, 6), (TWO, 35, 4)],
+    ids=["thin-one", "short-one", "small-seven", "small-two"],
+)
+def test_to_mnist_keeps_small_and_thin_digits(stroke: Stroke, height: int, pen: int) -> None:
+    # A thin 1 is tall; a digit an eighth of the slate high, drawn with a fine pen, is still one.
+    image = to_mnist(draw(stroke, left=100, top=100, height=height, pen=pen, aspect=0.6))
+    assert image.max() > 0.9
 
 
 @pytest.mark.parametrize("value", [0, 255])
