@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, FloatRect, Locator, Page, Playwright, expect
@@ -131,18 +132,25 @@ PHONE_VIEWPORT = {"width": 390, "height": 844}
 DESKTOP_VIEWPORT = {"width": 1280, "height": 1600}
 
 
-def open_page(browser: Browser, url: str, *, phone: bool = False) -> Page:
-    """A new tab on the page (on a desktop, or a touch-screen phone), once it is ready."""
+def open_page(
+    browser: Browser,
+    url: str,
+    *,
+    phone: bool = False,
+    ready_text: str = "Total Attempts:",
+    **context: Any,
+) -> Page:
+    """A new tab on the page (on a desktop, or a touch-screen phone), once `ready_text` shows.
+
+    `context`: more options for the browser context (a viewport, a time zone...).
+    """
     if phone:
-        page = browser.new_context(
-            viewport=PHONE_VIEWPORT, has_touch=True, is_mobile=True
-        ).new_page()
-    else:
-        page = browser.new_page(viewport=DESKTOP_VIEWPORT)
+        context = {"viewport": PHONE_VIEWPORT, "has_touch": True, "is_mobile": True} | context
+    page = browser.new_context(**({"viewport": DESKTOP_VIEWPORT} | context)).new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(url)
     slate(page).wait_for()
-    expect(page.get_by_text("Total Attempts:")).to_be_visible()
+    expect(page.get_by_text(ready_text).first).to_be_visible()
     return page
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from live_app import (
@@ -27,7 +29,11 @@ from live_app import (
 )
 from playwright.sync_api import Browser, Page, expect
 
-from digitrec.ui.formatting import EMPTY_MESSAGE
+from digitrec.ui.formatting import (
+    EMPTY_MESSAGE,
+    HISTORY_SERVICE_DOWN_MESSAGE,
+    SERVICE_DOWN_MESSAGE,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,15 +101,158 @@ def test_draw_predict_correct_reload_and_clear(
 
 
 def test_drawing_with_a_finger_on_a_phone(
-    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str, artifacts_dir: Path
 ) -> None:
-    page = open_page(chromium, start_app(sqlite_url), phone=True)
+    page = open_page(chromium, start_app(sqlite_url), phone=True)  # 390x844, touch
+    scrolled = "() => [window.scrollY, document.querySelector('[data-testid=stMain]').scrollTop]"
+    before = page.evaluate(scrolled)
 
     draw_by_touch(page, DIGIT_STROKES[7])
+    assert page.evaluate(scrolled) == before  # the finger drew; the page did not move
     slate_button(page, "Predict").tap()
 
     expect(prediction_heading(page)).to_have_text(re.compile(r"^Prediction: 7"))
+    # The answer, its confidence and the model's input show without scrolling.
+    for shown in (
+        prediction_heading(page),
+        page.get_by_text(re.compile(r"^Confidence: \d+%$")),
+        page.get_by_role("img", name=re.compile("^The model input")),
+    ):
+        box = shown.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+    # Feedback: ten digits in at most two rows, not a column.
+    rows = {round(page.locator(f".st-key-digit-{d} button").bounding_box()["y"]) for d in range(10)}
+    assert len(rows) <= 2, rows
+    save_screenshot(page, artifacts_dir / "e2e-phone.png")
     page.context.close()
+
+
+def test_enter_submits_typed_feedback_and_a_digit_click_keeps_the_focus(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    # A short window: the feedback sits below the fold, where a jump to the top would show.
+    page = open_page(chromium, start_app(sqlite_url), viewport={"width": 1280, "height": 700})
+    draw(page, DIGIT_STROKES[7])
+    assert predict(page) == 7
+
+    typed = page.locator(".st-key-feedback_text input")
+    typed.fill("6")
+    typed.press("Enter")
+    expect(page.get_by_text("Thanks: recorded 6 as the right answer.")).to_be_visible()
+    expect(typed).to_have_value("")
+
+    digit = page.locator(".st-key-digit-7 button")
+    digit.scroll_into_view_if_needed()
+    scrolled = "() => document.querySelector('[data-testid=stMain]').scrollTop"
+    before = page.evaluate(scrolled)
+    digit.click()
+    expect(page.get_by_text("Thanks: 7 confirmed.")).to_be_visible()
+    expect(page.get_by_text("Confirmed: 1 | Corrected: 0")).to_be_visible()  # history caught up
+
+    expect(digit).to_be_focused()
+    assert page.evaluate(scrolled) == before
+    page.keyboard.press("Tab")  # the keyboard carries on from the button, not from the top
+    expect(page.locator(".st-key-digit-8 button")).to_be_focused()
+    page.context.close()
+
+
+def test_another_model_reads_the_drawing_again_and_takes_the_feedback(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    session = session_id(page)
+    draw(page, DIGIT_STROKES[7])
+    assert predict(page) == 7
+    expect(page.get_by_text(re.compile(r"^Model default"))).to_be_visible()
+
+    page.locator(".st-key-model").click()
+    page.get_by_role("option", name="lenet5").click()
+
+    expect(page.get_by_text(re.compile(r"^Model lenet5"))).to_be_visible()  # no click needed
+    expect(prediction_heading(page)).to_have_text("Prediction: 7")
+    expect(page.get_by_text(re.compile(r"^Model default"))).to_have_count(0)
+    press(page, "digit-7")
+    expect(page.get_by_text("Thanks: 7 confirmed.")).to_be_visible()
+    assert [tuple(r) for r in logged_rows(sqlite_url, session)] == [
+        (7, None, "default"),
+        (7, 7, "lenet5"),
+    ]
+    page.context.close()
+
+
+def test_history_shows_local_times_and_what_a_phone_needs_first(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    url = start_app(sqlite_url)
+    page = open_page(chromium, url, timezone_id="Asia/Tokyo")
+    draw(page, DIGIT_STROKES[1])
+    assert predict(page) == 1
+    expect(page.get_by_text("(1 of 1 not reviewed, counted as correct)")).to_be_visible()
+    table = page.locator("[data-testid='stDataFrame'] table")
+    expect(table.locator("thead th")).to_have_count(6)
+    assert table.locator("thead th").last.inner_text() == "Time (Asia/Tokyo)"
+    shown = history_table(page, rows=1)[0][-1]
+    now = datetime.now(ZoneInfo("Asia/Tokyo"))
+    assert shown[:13] in {
+        now.strftime("%Y-%m-%d %H"),
+        (now - timedelta(hours=1)).strftime("%Y-%m-%d %H"),
+    }
+
+    phone = open_page(chromium, f"{url}/?session={session_id(page)}", phone=True)
+    columns = phone.locator("[data-testid='stDataFrame'] table thead th")
+    expect(columns.nth(2)).to_have_text("Actual")
+    # The grid's accessible copy holds the columns it draws on screen: Actual is among them.
+    assert columns.all_inner_texts()[:3] == ["#", "Prediction", "Actual"]
+    phone.context.close()
+    page.context.close()
+
+
+# The contrast of a caption's text on the page (WCAG's ratio; the colour blended on white).
+CAPTION_CONTRAST_JS = """(caption) => {
+  const [r, g, b, a = 1] = getComputedStyle(caption).color.match(/[\\d.]+/g).map(Number);
+  const channel = (c) => {
+    const v = (c * a + 255 * (1 - a)) / 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  const light = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  return 1.05 / (light + 0.05);
+}"""
+
+
+def test_captions_are_readable_and_images_and_slate_are_named(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    draw(page, DIGIT_STROKES[7])
+    predict(page)
+    expect(page.get_by_text("Total Attempts: 1 |")).to_be_visible()
+
+    captions = page.locator("[data-testid='stCaptionContainer'], [data-testid='stImageCaption']")
+    expect(captions.first).to_be_visible()
+    contrasts = captions.evaluate_all(f"captions => captions.map({CAPTION_CONTRAST_JS})")
+    assert min(contrasts) >= 4.5, contrasts
+    assert slate(page).get_attribute("aria-label")
+    alts = page.locator("[data-testid='stMain'] img").evaluate_all(
+        "images => images.map(i => i.alt)"
+    )
+    assert len(alts) == 2 and all(alts), alts  # the model input and the example sheet
+    page.context.close()
+
+
+def test_a_model_service_that_is_down_is_named_not_the_database(
+    tmp_path: Path, chromium: Browser
+) -> None:
+    env = app_environment(f"sqlite:///{tmp_path / 'unused.sqlite3'}", tmp_path / "page")
+    env["DIGITREC_API_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    with running_app(env, tmp_path / "app.log") as url:
+        page = open_page(chromium, url, ready_text=HISTORY_SERVICE_DOWN_MESSAGE)
+        draw(page, DIGIT_STROKES[1])
+        slate_button(page, "Predict").click()
+
+        expect(page.get_by_text(SERVICE_DOWN_MESSAGE)).to_be_visible()
+        expect(page.get_by_text(HISTORY_SERVICE_DOWN_MESSAGE)).to_be_visible()
+        expect(page.get_by_text(re.compile("database"))).to_have_count(0)
+        page.context.close()
 
 
 @pytest.mark.postgres

@@ -69,3 +69,13 @@ def test_gate_lines_mark_pass_and_fail() -> None:
     assert gate_line("labelled rows: 60 (at least 50 needed): pass").startswith(":green[")
     assert gate_line("held-out accuracy: fail").startswith(":red[")
     assert gate_line("not measured") == "not measured"
+
+
+def test_probability_chart_has_a_fixed_0_to_1_axis_and_dark_labels() -> None:
+    spec = charts.probabilities([0.05] * 9 + [0.55]).to_dict()
+
+    y = spec["encoding"]["y"]
+    assert y["scale"]["domain"] == [0, 1]  # a 55 % bar looks like 55 %, not like a full one
+    for axis in (y["axis"], spec["encoding"]["x"]["axis"]):
+        assert axis["labelColor"] == axis["titleColor"] == charts.AXIS_TEXT_COLOUR
+    assert [row["digit"] for row in spec["data"]["values"]] == [str(d) for d in range(10)]

@@ -142,7 +142,9 @@ def render_feedback(
             st.button(
                 str(digit),
                 key=f"digit-{digit}",
-                type="primary" if result.actual == digit else "secondary",
+                # The chosen digit gets a tick; its type stays the same, since a button whose
+                # type changes is drawn anew and loses the keyboard focus.
+                icon=":material/check:" if result.actual == digit else None,
                 on_click=_send_feedback,
                 args=(state, client, digit, after),
             )

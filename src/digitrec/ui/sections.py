@@ -49,6 +49,7 @@ def render_examples() -> None:
         sheet_column.image(
             str(path),
             caption="Digits from the MNIST training set: large, centred, one stroke.",
+            alt="Handwritten digits from the MNIST training set, a row of each from 0 to 9",
             width="stretch",
         )
     else:
