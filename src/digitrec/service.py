@@ -24,7 +24,7 @@ from digitrec.contract import (
 )
 from digitrec.insights import build_insights, summarise_outcomes
 from digitrec.model_store import ModelStore
-from digitrec.preprocessing import ImageSource, as_canvas, encode_png, to_mnist
+from digitrec.preprocessing import ImageSource, as_canvas, encode_png, png_to_store, to_mnist
 from digitrec.schemas import (
     InsightsPublic,
     ModelPublic,
@@ -142,7 +142,7 @@ class PredictionService:
             probabilities=list(prediction.probabilities),
             latency_ms=latency_ms,
             image_png=encode_png(pixels),
-            canvas_png=encode_png(canvas),
+            canvas_png=png_to_store(image, canvas),  # the upload itself when it is a bare PNG
         )
         try:
             if not self._write(insert_prediction, record):

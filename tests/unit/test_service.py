@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from drawing import MARKS, draw_strokes, rgba_canvas
 from PIL import Image
 
 from digitrec.config import Settings
 from digitrec.inference import UnknownModelError
-from digitrec.preprocessing import EmptyDrawingError, InvalidImageError
+from digitrec.preprocessing import DrawingTooSmallError, EmptyDrawingError, InvalidImageError
 from digitrec.service import (
     InvalidDigitError,
     PredictionNotFoundError,
@@ -44,16 +45,23 @@ def test_service_predict_logs_the_row_with_both_images(
     assert np.asarray(model_input).max() > 200  # white digit on black
 
 
-def test_service_predict_stores_png_uploads_reencoded_never_as_sent(
-    service: PredictionService, digit_png: bytes
+def test_service_predict_stores_a_bare_png_as_sent_and_reencodes_anything_more(
+    service: PredictionService, digit_canvas: np.ndarray
 ) -> None:
-    padded = digit_png + b"junk after the end" * 1000
-    result = service.predict(padded, session_id="s1")
-    stored = _canvas_png(service, result.id)
-    assert b"junk" not in stored
-    assert np.array_equal(
-        np.asarray(Image.open(io.BytesIO(stored))), np.asarray(Image.open(io.BytesIO(digit_png)))
-    )
+    bare = _png(digit_canvas)  # the slate's PNG: 8-bit RGBA pixels and nothing else
+    with_metadata = _png(digit_canvas, icc_profile=b"\0" * 4096)
+
+    assert _canvas_png(service, service.predict(bare, session_id="s1").id) == bare
+    for upload in (bare + b"junk after the end" * 1000, with_metadata):
+        stored = _canvas_png(service, service.predict(upload, session_id="s1").id)
+        assert b"junk" not in stored and b"iCCP" not in stored
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), digit_canvas)
+
+
+def _png(pixels: np.ndarray, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
 
 
 def test_service_predict_reencodes_jpeg_and_arrays_as_png(
@@ -74,6 +82,8 @@ def test_service_predict_reencodes_jpeg_and_arrays_as_png(
     ("image", "model", "error"),
     [
         (np.zeros((280, 280), dtype=np.uint8), None, EmptyDrawingError),
+        (rgba_canvas(draw_strokes(MARKS["click"])), None, DrawingTooSmallError),
+        (rgba_canvas(draw_strokes(MARKS["tick"])), None, DrawingTooSmallError),
         (b"not an image", None, InvalidImageError),
         (np.eye(280, dtype=np.uint8) * 255, "no-such-model", UnknownModelError),
     ],
