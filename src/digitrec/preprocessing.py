@@ -309,9 +309,8 @@ def _digit_box(region: _InkRegion) -> tuple[int, int, int, int]:
     if longer < MIN_DIGIT_FRACTION * min(height, width) or longer < (
         MIN_EXTENT_FRACTION * max(height, width)
     ):
-        raise DrawingTooSmallError(
-            "the mark is too small to be a digit: draw the digit larger, across much of the slate"
-        )
+        # The reason only: the page adds its own advice (draw one digit, large and centred).
+        raise DrawingTooSmallError("the mark is too small to be a digit")
     return top, bottom, left, right
 
 

@@ -38,17 +38,9 @@ def insert_prediction(engine: Engine, record: PredictionRecord) -> bool:
     """Insert one prediction; False when a row with the same uid was already there."""
     statement = _insert_returning_uid(engine.dialect.name)
     row = record.model_dump()
-
-    def work(conn: Connection) -> bool:
-        if engine.dialect.name == "postgresql":
-            # The commit returns before the WAL is on disk (PostgreSQL writes it within about
-            # 0.6 s): an fsync per prediction costs more than the rest of a request. A server
-            # crash may lose the last moment's rows, never a part of one; the same bargain as
-            # SQLite's synchronous=NORMAL. Labels and the registry stay synchronous.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        return conn.execute(statement, row).first() is not None
-
-    return run_in_transaction(engine, work)
+    # The commit waits for its fsync on PostgreSQL (synchronous_commit stays on): an answered
+    # prediction survives a crash of the server, which tests/integration/test_outage.py checks.
+    return run_in_transaction(engine, lambda conn: conn.execute(statement, row).first()) is not None
 
 
 def fetch_prediction(engine: Engine, uid: str) -> RowMapping | None:
