@@ -179,8 +179,8 @@ def _canvas_to_ink(array: np.ndarray) -> _InkRegion:
         if high >= 0 or low < (253 << 24) - 2**32:  # partly see-through: ink is where opaque
             return _clear_canvas_to_ink(array, cv2.extractChannel(array, 3))
     grey = cv2.cvtColor(array, cv2.COLOR_RGBA2GRAY if array.shape[2] == 4 else cv2.COLOR_RGB2GRAY)
-    # On a black slate (nothing but black along its edges) the background is 0 outright.
-    background = 0.0 if not _border(array[:, :, :3]).any() else None
+    # Black all along the edges (the slate): the border's median, the background, is 0.
+    background = 0.0 if not _border(grey).any() else None
     return _levels_to_ink(grey, background)
 
 
