@@ -72,7 +72,7 @@ def test_gate_lines_mark_pass_and_fail() -> None:
 
 
 def test_probability_chart_has_a_fixed_0_to_1_axis_and_dark_labels() -> None:
-    spec = charts.probabilities([0.05] * 9 + [0.55]).to_dict()
+    spec = charts.probabilities([0.05] * 9 + [0.55])
 
     y = spec["encoding"]["y"]
     assert y["scale"]["domain"] == [0, 1]  # a 55 % bar looks like 55 %, not like a full one

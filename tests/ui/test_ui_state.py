@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
-from digitrec.schemas import PredictionPublic
+from digitrec.schemas import PredictionPublic, PredictionsPublic
 from digitrec.ui.slate import Press
 from digitrec.ui.state import (
     Action,
@@ -90,8 +91,7 @@ def test_page_state_serves_once_and_keeps_the_result_until_cleared() -> None:
     state = PageState({})
     assert state.next_action(SEVEN, "default") is Action.PREDICT
 
-    state.serve(result(), None, SEVEN, "default")
-    assert state.log_changed
+    state.serve(result(), SEVEN, "default")
     assert state.next_action(SEVEN, "default") is Action.KEEP
     assert state.result is not None and state.result.prediction == 7
 
@@ -100,11 +100,42 @@ def test_page_state_serves_once_and_keeps_the_result_until_cleared() -> None:
     assert state.next_action(SEVEN, "default") is Action.PREDICT  # forgotten drawing
 
 
+def test_the_model_input_is_made_once_per_result() -> None:
+    state = PageState({})
+    made: list[bytes] = []
+
+    def preprocess(png: bytes) -> np.ndarray:
+        made.append(png)
+        return np.zeros((28, 28), dtype=np.float32)
+
+    state.serve(result(), SEVEN, "default")
+    assert state.preview is None
+    state.make_preview(preprocess)
+    state.make_preview(preprocess)  # a later rerun
+    assert made == [SEVEN.png]
+    assert state.preview is not None and state.preview.shape == (28, 28)
+
+
+def test_the_history_read_is_kept_until_something_is_logged() -> None:
+    state = PageState({})
+    read = (PredictionsPublic(data=[], count=0), object())
+    state.history = read
+    state.clear_slate()
+    state.refuse(Notice("info", "empty"))
+    assert state.history is read  # nothing logged: no need to ask again
+
+    state.serve(result(), SEVEN, "default")
+    assert state.history is None
+    state.history = read
+    state.result = result()  # feedback changed the row
+    assert state.history is None
+
+
 def test_page_state_refusal_shows_a_message_until_the_next_result() -> None:
     state = PageState({})
     state.refuse(Notice("info", "empty"))
     assert state.notice == Notice("info", "empty")
-    state.serve(result(), None, SEVEN, "default")
+    state.serve(result(), SEVEN, "default")
     assert state.notice is None
 
 
@@ -113,7 +144,7 @@ def test_choosing_a_model_asks_the_slate_again_only_when_a_result_is_shown() -> 
     state.choose_model()
     assert state.repredict == 0  # nothing on screen to read again
 
-    state.serve(result(model="default"), None, SEVEN, "default")
+    state.serve(result(model="default"), SEVEN, "default")
     assert not state.is_stale("default")
     state.choose_model()
     assert state.repredict == 1

@@ -13,8 +13,6 @@ from digitrec.ui.slate import render_slate
 from digitrec.ui.state import PageState
 
 TITLE = "Handwritten Digit Recognition"
-READING_FRAGMENT = "reading"
-HISTORY_FRAGMENT = "history"
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -32,38 +30,29 @@ def main() -> None:
     settings = get_settings()
     client = cached_client(settings.model_dump_json())
     state = PageState(st.session_state)
+    state.forget_history()  # a whole page run reads it anew (another tab may have logged)
     session_id = state.session_id(st.query_params)
     model = sections.render_sidebar(client, settings, state)
     render_reading(state, client, session_id=session_id, model=model)
     sections.render_examples()
-    render_history(client, session_id)
 
 
-@st.fragment(key=READING_FRAGMENT)
+@st.fragment
 def render_reading(state: PageState, client: DigitClient, *, session_id: str, model: str) -> None:
-    """The slate, its result and the feedback: a press or a feedback click reruns only these
-    (and then the history), not the sidebar or the example sheet."""
+    """The slate, its result, the feedback and the history: a press or a feedback click reruns
+    only these, not the sidebar or the example sheet. The history comes last, once the result
+    is on its way to the browser."""
     slate_column, result_column = st.columns(2, gap="large")
     with slate_column:
         st.caption("Draw one digit, large and centred, then press Predict.")
-        events = render_slate(key="slate", repredict=state.repredict, on_press=_refresh)
+        events = render_slate(key="slate", repredict=state.repredict)
     if events.cleared:
         state.clear_slate()
     reading.serve_press(state, client, events.press, session_id=session_id, model=model)
     with result_column:
         reading.render_result(state, model)
-    reading.render_feedback(state, client, model, after=_refresh)
-
-
-@st.fragment(key=HISTORY_FRAGMENT)
-def render_history(client: DigitClient, session_id: str) -> None:
-    """The history, rerun after the reading part has logged something."""
-    sections.render_history(client, session_id)
-
-
-def _refresh() -> None:
-    """A widget callback in the reading part: rerun it, then the history it may change."""
-    st.rerun([READING_FRAGMENT, HISTORY_FRAGMENT])
+    reading.render_feedback(state, client, model)
+    sections.render_history(client, session_id, state)
 
 
 if __name__ == "__main__":

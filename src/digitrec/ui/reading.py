@@ -6,8 +6,6 @@ feedback click reruns them, not the whole page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -71,7 +69,7 @@ def _predict(
     except UNAVAILABLE_ERRORS as exc:
         state.refuse(Notice("error", formatting.unavailable_message(exc, "predict")))
         return
-    state.serve(result, _model_input(png), press, model)
+    state.serve(result, press, model)
 
 
 def _model_input(png: bytes) -> np.ndarray | None:
@@ -101,6 +99,7 @@ def render_result(state: PageState, model: str) -> None:
             st.subheader(formatting.prediction_line(result), anchor=False)
             st.markdown(f"**{formatting.confidence_line(result)}**")
             st.caption(f"Model {formatting.model_label(result)} · {result.latency_ms:.0f} ms")
+        state.make_preview(_model_input)
         if state.preview is not None:
             st.image(
                 _upscaled(state.preview),
@@ -112,7 +111,7 @@ def render_result(state: PageState, model: str) -> None:
         st.warning(note, icon=":material/help:")
     if not result.logged:
         st.warning(formatting.DELAYED_MESSAGE, icon=":material/schedule:")
-    st.altair_chart(charts.probabilities(result.probabilities), width="stretch")
+    st.vega_lite_chart(charts.probabilities(result.probabilities), width="stretch")
 
 
 def _upscaled(image: np.ndarray) -> Image.Image:
@@ -122,11 +121,8 @@ def _upscaled(image: np.ndarray) -> Image.Image:
     )
 
 
-def render_feedback(
-    state: PageState, client: DigitClient, model: str, *, after: Callable[[], None]
-) -> None:
-    """One-click digits and a typed correction, both tied to the prediction on screen;
-    `after` runs at the end of each feedback callback."""
+def render_feedback(state: PageState, client: DigitClient, model: str) -> None:
+    """One-click digits and a typed correction, both tied to the prediction on screen."""
     st.subheader("Feedback", anchor=False)
     result = state.result
     if result is None or state.is_stale(model):
@@ -146,7 +142,7 @@ def render_feedback(
                 # type changes is drawn anew and loses the keyboard focus.
                 icon=":material/check:" if result.actual == digit else None,
                 on_click=_send_feedback,
-                args=(state, client, digit, after),
+                args=(state, client, digit),
             )
     with st.form("typed_feedback", clear_on_submit=True, border=False, enter_to_submit=True):
         st.text_input(
@@ -156,28 +152,21 @@ def render_feedback(
             "Submit Feedback",
             key="submit_feedback",
             on_click=_submit_typed,
-            args=(state, client, after),
+            args=(state, client),
         )
     if state.feedback_notice is not None:
         _show(state.feedback_notice)
 
 
-def _submit_typed(state: PageState, client: DigitClient, after: Callable[[], None]) -> None:
+def _submit_typed(state: PageState, client: DigitClient) -> None:
     digit = formatting.parse_digit(str(st.session_state.get(FEEDBACK_TEXT_KEY, "")))
     if digit is None:
         state.feedback_notice = Notice("error", formatting.INVALID_DIGIT_MESSAGE)
         return
-    _send_feedback(state, client, digit, after)
+    _send_feedback(state, client, digit)
 
 
-def _send_feedback(
-    state: PageState, client: DigitClient, digit: int, after: Callable[[], None]
-) -> None:
-    _record_feedback(state, client, digit)
-    after()
-
-
-def _record_feedback(state: PageState, client: DigitClient, digit: int) -> None:
+def _send_feedback(state: PageState, client: DigitClient, digit: int) -> None:
     result = state.result
     if result is None:
         return

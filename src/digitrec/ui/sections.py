@@ -56,12 +56,17 @@ def render_examples() -> None:
         st.info("No example sheet yet: `digitrec examples` draws one from the MNIST training set.")
 
 
-def render_history(client: DigitClient, session_id: str) -> None:
+def render_history(client: DigitClient, session_id: str, state: PageState) -> None:
     """This session's predictions, newest first, and its running totals."""
     st.subheader("Previous Predictions", anchor=False)
     try:
-        page = client.history(session_id, limit=HISTORY_LIMIT)
-        stats = client.stats(session_id)
+        # Asked again only when this page logged something since (or on a new page run): a
+        # Clear, a model change or an empty slate reads no rows.
+        page, stats = state.history or (
+            client.history(session_id, limit=HISTORY_LIMIT),
+            client.stats(session_id),
+        )
+        state.history = (page, stats)
     except UNAVAILABLE_ERRORS as exc:
         st.warning(formatting.unavailable_message(exc, "history"), icon=":material/cloud_off:")
         return

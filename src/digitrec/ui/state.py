@@ -11,24 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
-from digitrec.schemas import PredictionPublic, new_session_id
+from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic, new_session_id
 from digitrec.ui.slate import Press
 
 _RESULT = "result"
 _PREVIEW = "preview"
+_DRAWING = "drawing"
+_HISTORY = "history"
 _SERVED = "served_request"
 _NOTICE = "notice"
 _FEEDBACK_NOTICE = "feedback_notice"
 _SESSION_ID = "session_id"
 _REPREDICT = "repredict"
-_LOG_CHANGED = "log_changed"
 
 
 class Action(Enum):
@@ -77,23 +78,22 @@ class PageState:
 
     def clear_slate(self) -> None:
         """Forget the result shown for the drawing the slate no longer holds."""
-        for key in (_RESULT, _PREVIEW, _SERVED, _NOTICE, _FEEDBACK_NOTICE):
+        for key in (_RESULT, _PREVIEW, _DRAWING, _SERVED, _NOTICE, _FEEDBACK_NOTICE):
             self._store.pop(key, None)
 
     def next_action(self, press: Press | None, model: str) -> Action:
         """What the press calls for in this run."""
         return decide(press, model, self._store.get(_SERVED))
 
-    def serve(
-        self, result: PredictionPublic, preview: np.ndarray | None, press: Press, model: str
-    ) -> None:
+    def serve(self, result: PredictionPublic, press: Press, model: str) -> None:
         """Keep a new prediction on screen until the slate is cleared or another arrives."""
         self._store[_RESULT] = result
-        self._store[_PREVIEW] = preview
+        self._store.pop(_PREVIEW, None)
+        self._store[_DRAWING] = press.png
         self._store[_SERVED] = request_key(press, model)
         self._store.pop(_NOTICE, None)
         self._store.pop(_FEEDBACK_NOTICE, None)
-        self.log_changed = True
+        self.forget_history()
 
     def refuse(self, notice: Notice) -> None:
         """Answer a press with a message instead of a prediction."""
@@ -115,27 +115,38 @@ class PageState:
         return result is not None and result.model != model
 
     @property
-    def log_changed(self) -> bool:
-        """True when this run logged something the history does not show yet."""
-        return bool(self._store.get(_LOG_CHANGED, False))
-
-    @log_changed.setter
-    def log_changed(self, value: bool) -> None:
-        self._store[_LOG_CHANGED] = value
-
-    @property
     def result(self) -> PredictionPublic | None:
         return self._store.get(_RESULT)
 
     @result.setter
     def result(self, value: PredictionPublic) -> None:
         self._store[_RESULT] = value
-        self.log_changed = True
+        self.forget_history()
+
+    @property
+    def history(self) -> tuple[PredictionsPublic, StatsPublic] | None:
+        """The history and totals last read, while nothing has been logged since."""
+        return self._store.get(_HISTORY)
+
+    @history.setter
+    def history(self, value: tuple[PredictionsPublic, StatsPublic]) -> None:
+        self._store[_HISTORY] = value
+
+    def forget_history(self) -> None:
+        """Read the history anew next time (something was logged, or the page reloaded)."""
+        self._store.pop(_HISTORY, None)
 
     @property
     def preview(self) -> np.ndarray | None:
-        """The 28x28 float image in [0, 1] the model saw."""
+        """The 28x28 float image in [0, 1] the model saw; None until `make_preview`."""
         return self._store.get(_PREVIEW)
+
+    def make_preview(self, preprocess: Callable[[bytes], np.ndarray | None]) -> None:
+        """Make the model's input for the result on screen, once (after the answer is shown:
+        the page preprocesses the drawing a second time, for this picture only)."""
+        drawing = self._store.pop(_DRAWING, None)
+        if drawing is not None:
+            self._store[_PREVIEW] = preprocess(drawing)
 
     @property
     def notice(self) -> Notice | None:

@@ -11,7 +11,6 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -79,15 +78,12 @@ def _ignore() -> None:
     """Trigger values are read from the component's result; no callback is needed."""
 
 
-def render_slate(
-    *, key: str, repredict: int, on_press: Callable[[], None] = _ignore
-) -> SlateEvents:
-    """Show the slate; `repredict` going up asks it to send its drawing again at once.
-    `on_press` runs, as a widget callback, before the run that serves a press."""
+def render_slate(*, key: str, repredict: int) -> SlateEvents:
+    """Show the slate; `repredict` going up asks it to send its drawing again at once."""
     result = _component()(
         key=key,
         data={"repredict": repredict},
-        on_press_change=on_press,
+        on_press_change=_ignore,
         on_clear_change=_ignore,
     )
     return SlateEvents(
