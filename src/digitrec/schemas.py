@@ -34,6 +34,8 @@ class PredictionFields(BaseModel):
     model: str
     # The registry version of `model` that answered; None: a model file outside the registry.
     model_version: int | None = None
+    # One per request; the rows of a comparison (every model on one drawing) share it.
+    request_id: str | None = None
     prediction: Digit
     confidence: float = Field(ge=0.0, le=1.0, description="Calibrated probability of `prediction`.")
     probabilities: list[float] = Field(min_length=10, max_length=10)
@@ -50,6 +52,14 @@ class PredictionPublic(PredictionFields):
     feedback_at: datetime | None = None
     # False while the write waits in the local outbox because the database is unreachable.
     logged: bool = True
+
+
+class ComparisonPublic(BaseModel):
+    """Every model's answer to one drawing, each a logged row under the same request id."""
+
+    request_id: str
+    session_id: str
+    predictions: list[PredictionPublic]
 
 
 class PredictionsPublic(BaseModel):

@@ -8,11 +8,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
@@ -22,10 +24,12 @@ from digitrec.contract import (
     PredictionNotFoundError,
     StorageUnavailableError,
 )
+from digitrec.inference import Predictor
 from digitrec.insights import build_insights, summarise_outcomes
 from digitrec.model_store import ModelStore
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, png_to_store, to_mnist
 from digitrec.schemas import (
+    ComparisonPublic,
     InsightsPublic,
     ModelPublic,
     PredictionFields,
@@ -73,6 +77,48 @@ class Readiness(TypedDict):
     model: bool
     database: bool
     outbox: OutboxState
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    """One upload, decoded once and preprocessed: what every model that reads it shares."""
+
+    pixels: np.ndarray  # (28, 28) float32 in [0, 1]: the model input
+    preprocessing_ms: float  # decoding and preprocessing
+    image_png: bytes  # the model input as logged
+    canvas_png: bytes  # the picture as drawn: the upload itself when it is a bare PNG
+
+    @classmethod
+    def of(cls, image: ImageSource) -> _Drawing:
+        started = time.perf_counter()
+        # The pixels a PNG of it holds, the same in-process and over HTTP: both the model input
+        # and the stored canvas come from this one decoding.
+        canvas = as_canvas(image)
+        pixels = to_mnist(canvas)
+        preprocessing_ms = (time.perf_counter() - started) * 1000.0
+        return cls(pixels, preprocessing_ms, encode_png(pixels), png_to_store(image, canvas))
+
+    def record(
+        self, predictor: Predictor, session_id: str, uid: str, *, request_id: str
+    ) -> PredictionRecord:
+        """The row of one model's answer; latency: the preprocessing plus its inference."""
+        started = time.perf_counter()
+        (prediction,) = predictor.predict_preprocessed(self.pixels[None])
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        return PredictionRecord(
+            uid=uid,
+            timestamp=datetime.now(UTC),
+            session_id=session_id,
+            model=predictor.name,
+            model_version=predictor.version,
+            request_id=request_id,
+            prediction=prediction.digit,
+            confidence=prediction.confidence,
+            probabilities=list(prediction.probabilities),
+            latency_ms=self.preprocessing_ms + inference_ms,
+            image_png=self.image_png,
+            canvas_png=self.canvas_png,
+        )
 
 
 class PredictionService:
@@ -124,26 +170,38 @@ class PredictionService:
         session_id = session_id or new_session_id()
         # `model` None (no model named): this service's default, resolved here and only here.
         predictor = self.model_store.predictor(model or self.default_model)
-        started = time.perf_counter()
-        # Decoded once (bytes), size-checked and reduced: the pixels a PNG of it holds, the same
-        # in-process and over HTTP. Both the model input and the stored canvas come from it.
-        canvas = as_canvas(image)
-        pixels = to_mnist(canvas)  # (28, 28) float32 in [0, 1]; kept as the logged image
-        (prediction,) = predictor.predict_preprocessed(pixels[None])
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        record = PredictionRecord(
-            uid=_prediction_uid(session_id, idempotency_key),
-            timestamp=datetime.now(UTC),
-            session_id=session_id,
-            model=predictor.name,
-            model_version=predictor.version,
-            prediction=prediction.digit,
-            confidence=prediction.confidence,
-            probabilities=list(prediction.probabilities),
-            latency_ms=latency_ms,
-            image_png=encode_png(pixels),
-            canvas_png=png_to_store(image, canvas),  # the upload itself when it is a bare PNG
-        )
+        uid = _prediction_uid(session_id, idempotency_key)
+        drawing = _Drawing.of(image)
+        return self._log(drawing.record(predictor, session_id, uid, request_id=uid))
+
+    def compare(
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ComparisonPublic:
+        """Every model on one drawing: one logged row each, all under one request id.
+
+        The drawing is decoded and preprocessed once; each row's latency is that plus its own
+        model's inference. With an `idempotency_key` a repeated request returns the first rows.
+        """
+        session_id = session_id or new_session_id()
+        predictors = [self.model_store.predictor(name) for name in self.models()]
+        request_id = _prediction_uid(session_id, idempotency_key)
+        drawing = _Drawing.of(image)
+        rows = []
+        for predictor in predictors:
+            # Each model's row has its own id; with a key, one fixed by the key and the model.
+            key = None if idempotency_key is None else f"{idempotency_key}\n{predictor.name}"
+            uid = _prediction_uid(session_id, key)
+            rows.append(
+                self._log(drawing.record(predictor, session_id, uid, request_id=request_id))
+            )
+        return ComparisonPublic(request_id=request_id, session_id=session_id, predictions=rows)
+
+    def _log(self, record: PredictionRecord) -> PredictionPublic:
+        """Write a new row (or queue it); a repeated press gets its first row back."""
         try:
             if not self._write(insert_prediction, record):
                 first = self._write(fetch_prediction, record.uid)  # a repeated press

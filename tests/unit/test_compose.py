@@ -227,6 +227,8 @@ def test_proxy_limits_requests_per_client_and_says_when_to_retry() -> None:
     assert zones == {"predict": "10r/s", "reads": "30r/s"}
     assert "limit_req_status 429;" in conf
     assert re.search(r"location = /predict \{[^}]*limit_req zone=predict burst=20 nodelay;", edge)
+    compare = r"location = /predict/compare \{[^}]*limit_req zone=predict burst=20 nodelay;"
+    assert re.search(compare, edge)
     assert re.search(r"location / \{[^}]*limit_req zone=reads burst=60 nodelay;", edge)
     assert "error_page 429 @rate_limited;" in edge
     handler = edge.split("location @rate_limited {", 1)[1].split("}", 1)[0]

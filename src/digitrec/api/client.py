@@ -24,6 +24,7 @@ from digitrec.contract import (
 )
 from digitrec.preprocessing import ImageSource, encode_png
 from digitrec.schemas import (
+    ComparisonPublic,
     InsightsPublic,
     ModelPublic,
     PredictionPublic,
@@ -85,17 +86,25 @@ class ApiClient:
         `session_id` None: the service starts a session (the answer names it). `model` None:
         the service's default model. `idempotency_key`: one per Predict press.
         """
-        # Encoded bytes go as they are: the service decodes, checks and re-encodes every upload,
-        # so doing it here too would only cost the page a decode per press.
-        data = bytes(image) if isinstance(image, bytes | bytearray | memoryview) else None
-        payload = {"image": base64.b64encode(data or encode_png(image)).decode("ascii")}
-        if session_id is not None:
-            payload["session_id"] = session_id
+        payload = _predict_body(image, session_id)
         if model is not None:
             payload["model"] = model
         headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
         answer = self._call("POST", "/predict", json=payload, headers=headers)
         return PredictionPublic.model_validate(answer)
+
+    def compare(
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ComparisonPublic:
+        """Every model's answer to `image`, one logged row each under one request id."""
+        payload = _predict_body(image, session_id)
+        headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
+        answer = self._call("POST", "/predict/compare", json=payload, headers=headers)
+        return ComparisonPublic.model_validate(answer)
 
     def submit_feedback(
         self, prediction_id: str, actual: int, *, session_id: str | None = None
@@ -219,3 +228,14 @@ def error_from_response(response: httpx.Response) -> Exception:
     if code == VALIDATION_ERROR_CODE and detail.startswith("path.prediction_id"):
         error_type = PredictionNotFoundError  # no prediction can have an id of that form
     return error_type(detail) if error_type else ApiError(response.status_code, detail)
+
+
+def _predict_body(image: ImageSource, session_id: str | None) -> dict[str, str]:
+    """The JSON body of /predict and /predict/compare, without a model."""
+    # Encoded bytes go as they are: the service decodes, checks and re-encodes every upload,
+    # so doing it here too would only cost the page a decode per press.
+    data = bytes(image) if isinstance(image, bytes | bytearray | memoryview) else None
+    payload = {"image": base64.b64encode(data or encode_png(image)).decode("ascii")}
+    if session_id is not None:
+        payload["session_id"] = session_id
+    return payload

@@ -18,6 +18,7 @@ from digitrec.api.deps import (
 from digitrec.api.metrics import record_outbox_pending, record_prediction, render_metrics
 from digitrec.contract import SESSION_ID_HEADER, SessionRequiredError
 from digitrec.schemas import (
+    ComparisonPublic,
     ErrorPublic,
     FeedbackIn,
     ModelPublic,
@@ -101,6 +102,30 @@ def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
     )
     record_prediction(prediction)
     return prediction
+
+
+@keyed.post(
+    "/predict/compare",
+    tags=["predictions"],
+    openapi_extra=PREDICT_REQUEST_BODY,
+    responses={
+        413: {"model": ErrorPublic, "description": "The upload or image is too large."},
+        415: {"model": ErrorPublic, "description": "Neither JSON nor a multipart upload."},
+    },
+)
+def compare(body: PredictInputDep, service: ServiceDep) -> ComparisonPublic:
+    """Every model on the same drawing, side by side: one logged row per model.
+
+    The body is `/predict`'s; its `model` is not used, since every model answers. The rows share
+    the answer's `request_id`, each with its own `id` for feedback, and its own latency (the
+    shared preprocessing plus that model's inference).
+    """
+    comparison = service.compare(
+        body.image, session_id=body.session_id, idempotency_key=body.idempotency_key
+    )
+    for prediction in comparison.predictions:
+        record_prediction(prediction)
+    return comparison
 
 
 @keyed.post(

@@ -73,6 +73,9 @@ class PredictionLog(Base):
     model: Mapped[str] = mapped_column(String)
     # The registry version that answered; None for rows logged before the registry.
     model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The request that made the row: one per Predict press, shared by the rows of a comparison
+    # (every model on one drawing); None for rows logged before it was recorded.
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     prediction: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)  # 10 floats summing to 1
@@ -89,6 +92,7 @@ class PredictionLog(Base):
         Index(None, "session_id", "timestamp", "id"),
         # History and stats over every session, newest first.
         Index(None, "timestamp", "id"),
+        Index(None, "request_id"),  # the rows of one comparison
     )
 
 
