@@ -115,6 +115,16 @@ def test_a_mark_the_service_cannot_read_gets_its_reason(
     assert shown_prediction(app) is None
 
 
+def test_a_dot_gets_the_services_reason_not_a_digit(app: AppTest) -> None:
+    press_predict(app, draw_strokes([[(140, 140)]]))  # one tap: an 18 px dot
+
+    assert shown_prediction(app) is None
+    infos = [i.value for i in app.info]
+    assert len(infos) == 1 and infos[0].endswith(formatting.DRAW_ADVICE), infos
+    assert infos[0] != formatting.EMPTY_MESSAGE  # the reason is the service's own
+    assert stats(app)[0] == 0
+
+
 def test_the_press_carries_its_drawing_so_the_first_click_is_served(app: AppTest) -> None:
     predict(app, 1)  # the drawing comes with the press: nothing to wait for
 
