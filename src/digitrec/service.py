@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict
 
 import numpy as np
 from sqlalchemy import Engine
@@ -44,7 +42,6 @@ from digitrec.storage import (
     Feedback,
     Outbox,
     PredictionRecord,
-    apply_pending,
     check_writable,
     count_outcomes,
     create_engine_from_url,
@@ -54,14 +51,13 @@ from digitrec.storage import (
     list_predictions,
     list_versions,
     set_feedback,
-    upgrade,
 )
-from digitrec.storage.replayer import REPLAY_INTERVAL_S, Replayer
+from digitrec.storage.gateway import StorageGateway
+from digitrec.storage.replayer import REPLAY_INTERVAL_S
 
 logger = logging.getLogger(__name__)
 
 DIGITS = range(10)
-T = TypeVar("T")
 
 
 class OutboxState(TypedDict):
@@ -136,22 +132,19 @@ class PredictionService:
         replay_interval_s: float | None = REPLAY_INTERVAL_S,
         model_store: ModelStore | None = None,
     ) -> None:
-        self.engine = engine
-        self.outbox = outbox
+        # The database through its guard, with the outbox and its replayer behind it.
+        self.storage = StorageGateway(
+            engine,
+            outbox,
+            schema_ready=schema_ready,
+            guard=guard,
+            replay_interval_s=replay_interval_s,
+        )
+        self.engine, self.outbox, self.guard = engine, outbox, self.storage.guard
         self.model_dir = model_dir
         self.default_model = default_model
         # The registry's champions (and the model files), as every replica serves them.
         self.model_store = model_store or ModelStore(engine, model_dir, poll_s=None)
-        # False when the database was down at start: migrate before its first use.
-        self._schema_ready = schema_ready
-        self._schema_lock = threading.Lock()
-        # Every write a request waits for goes through the guard: a deadline and a breaker.
-        self.guard = guard or DatabaseGuard()
-        # Queued writes are replayed by a thread of this service (None: only flush_outbox).
-        self._replayer: Replayer | None = None
-        if replay_interval_s is not None:
-            self._replayer = Replayer(self._replay_when_writable, interval_s=replay_interval_s)
-            self._replayer.start()
 
     def predict(
         self,
@@ -203,8 +196,8 @@ class PredictionService:
     def _log(self, record: PredictionRecord) -> PredictionPublic:
         """Write a new row (or queue it); a repeated press gets its first row back."""
         try:
-            if not self._write(insert_prediction, record):
-                first = self._write(fetch_prediction, record.uid)  # a repeated press
+            if not self.storage.write(insert_prediction, record):
+                first = self.storage.write(fetch_prediction, record.uid)  # a repeated press
                 if first is not None:
                     return _public_from_row(first)
             logged = True
@@ -226,12 +219,12 @@ class PredictionService:
         )
         unavailable: StorageUnavailableError | None = None
         try:
-            row = self._write(set_feedback, feedback, session_id)
+            row = self.storage.write(set_feedback, feedback, session_id)
             if row is not None:
                 return _public_from_row(row)
         except StorageUnavailableError as exc:
             unavailable = exc
-        queued = self._queued_prediction(prediction_id, session_id)
+        queued = self.storage.queued_prediction(prediction_id, session_id)
         if queued is not None:
             # Queued behind its prediction, so the replay applies it after the insert.
             self.outbox.append_feedback(feedback)
@@ -248,14 +241,12 @@ class PredictionService:
         """Logged predictions, newest first; `count` is the total for the same filter."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be zero or more")
-        self._try_replay()
-        rows, count = list_predictions(self._ready_engine(), session_id, limit, offset)
+        rows, count = list_predictions(self.storage.read_engine(), session_id, limit, offset)
         return PredictionsPublic(data=[_public_from_row(r) for r in rows], count=count)
 
     def stats(self, session_id: str | None = None) -> StatsPublic:
         """Accuracy and confusion over the log (an uncorrected prediction counts as correct)."""
-        self._try_replay()
-        outcomes = count_outcomes(self._ready_engine(), session_id)
+        outcomes = count_outcomes(self.storage.read_engine(), session_id)
         return summarise_outcomes(outcomes, pending_writes=self.outbox.count())
 
     def image_png(self, prediction_id: str, *, session_id: str | None = None) -> bytes:
@@ -263,12 +254,12 @@ class PredictionService:
         session's predictions only, when `session_id` is given)."""
         unavailable: StorageUnavailableError | None = None
         try:
-            found = fetch_image_png(self._ready_engine(), prediction_id, session_id)
+            found = fetch_image_png(self.storage.read_engine(), prediction_id, session_id)
             if found is not None:
                 return found
         except StorageUnavailableError as exc:
             unavailable = exc
-        queued = self._queued_prediction(prediction_id, session_id)
+        queued = self.storage.queued_prediction(prediction_id, session_id)
         if queued is not None:
             return queued.image_png
         if unavailable is not None:
@@ -283,7 +274,7 @@ class PredictionService:
         """Every model with its versions, their metrics and standing (none while the database
         is down), and which version serves."""
         try:
-            rows = list_versions(self._ready_engine())
+            rows = list_versions(self.storage.read_engine())
         except StorageUnavailableError:
             rows = []
         return [
@@ -307,7 +298,7 @@ class PredictionService:
             logger.warning("model %r cannot be loaded: %s", self.default_model, exc)
             model_ok = False
         try:
-            self._write(check_writable)
+            self.storage.write(check_writable)
             database_ok = True
         except StorageUnavailableError:
             database_ok = False
@@ -316,85 +307,21 @@ class PredictionService:
 
     def flush_outbox(self) -> int:
         """Write the queued rows and labels now; returns how many (raises if still down)."""
-        return self._replay_queued(wait=True)
+        return self.storage.flush()
 
     def migrate(self) -> None:
         """Bring the schema to the latest revision (raises StorageUnavailableError if down)."""
-        with self._schema_lock:
-            upgrade(self.engine.url)
-            self._schema_ready = True
+        self.storage.migrate()
 
     def close(self) -> None:
-        """Stop replaying; release the guard's threads, pooled connections, the outbox file."""
-        if self._replayer is not None:
-            self._replayer.stop()
+        """Stop replaying; release the models, the guard, pooled connections, the outbox."""
         self.model_store.close()
-        self.guard.close()
-        self.engine.dispose()
-        self.outbox.close()
-
-    def _queued_prediction(
-        self, prediction_id: str, session_id: str | None
-    ) -> PredictionRecord | None:
-        queued = self.outbox.find_prediction(prediction_id)
-        if queued is None or session_id not in (None, queued.session_id):
-            return None
-        return queued
-
-    def _ready_engine(self) -> Engine:
-        """The engine for a read: none while the database is not answering (a read would
-        hang until the call limit; a 503 now is better)."""
-        if self.guard.stalled:
-            raise StorageUnavailableError("the database is not answering; try again shortly")
-        return self._migrated_engine()
-
-    def _migrated_engine(self) -> Engine:
-        if not self._schema_ready:
-            with self._schema_lock:
-                if not self._schema_ready:
-                    upgrade(self.engine.url)
-                    self._schema_ready = True
-        return self.engine
-
-    def _write(self, write: Callable[..., T], *args: Any) -> T:
-        """`write(engine, *args)` through the guard: StorageUnavailableError within the write
-        deadline if the database does not take it."""
-        was_closed = self.guard.closed
-        result = self.guard.call(lambda: write(self._migrated_engine(), *args))
-        if not was_closed and self._replayer is not None:
-            self._replayer.wake()  # the database is back: replay what queued meanwhile
-        return result
-
-    def _replay_when_writable(self) -> int:
-        """The background replay: if anything waits and the database takes a write now."""
-        if self.guard.closed and self._schema_ready and not self.outbox.has_pending():
-            return 0
-        self._write(check_writable)  # also the breaker's trial, and the first migration
-        try:
-            return self._replay_queued(wait=False)
-        except StorageUnavailableError as exc:  # it took a write, yet refused the queue
-            logger.warning("the outbox could not be replayed: %s", exc)
-            raise
-
-    def _replay_queued(self, *, wait: bool) -> int:
-        if not self.outbox.has_pending():
-            return 0
-        engine = self._migrated_engine()
-        # Raises StorageUnavailableError when the database refuses a batch; everything stays
-        # queued and the replayer tries again later.
-        return self.outbox.drain(lambda r, f: apply_pending(engine, r, f), wait=wait)
-
-    def _try_replay(self) -> None:
-        # Reads never replay themselves (a request must not wait for the outbox); they only
-        # ask the background replay to look now.
-        if self._replayer is not None:
-            self._replayer.wake()
+        self.storage.close()
 
     def insights(self, session_id: str | None = None) -> InsightsPublic:
         """Per-digit accuracy, confusion, accuracy over time, the latest corrections and the
         registry: this session's rows (every session's for None)."""
-        self._try_replay()
-        return build_insights(self._ready_engine(), session_id)
+        return build_insights(self.storage.read_engine(), session_id)
 
 
 def build_service(
