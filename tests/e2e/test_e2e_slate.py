@@ -1,9 +1,11 @@
-"""The slate in a real browser: Clear at once, every point kept, nothing hidden, one row a press."""
+"""The slate in a real browser: Clear at once, every point kept, nothing hidden, one row a press,
+a dot answered with the service's reason."""
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -25,7 +27,7 @@ from live_app import (
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from digitrec.ui.formatting import EMPTY_MESSAGE
+from digitrec.ui.formatting import DRAW_ADVICE, EMPTY_MESSAGE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -146,4 +148,20 @@ def test_rapid_clicks_on_predict_log_one_row_per_drawing(
 
     page.wait_for_timeout(500)  # any late duplicate would have landed by now
     assert len(logged_rows(sqlite_url, session)) == 5
+    page.context.close()
+
+
+def test_a_dot_is_answered_with_the_services_reason(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    session = session_id(page)
+
+    draw(page, [[(140, 140)]])  # a click on the slate: one round dot
+    slate_button(page, "Predict").click()
+
+    expect(page.get_by_text(re.compile(f"{re.escape(DRAW_ADVICE)}$"))).to_be_visible()
+    expect(page.get_by_text(EMPTY_MESSAGE)).to_have_count(0)  # the service's reason instead
+    expect(prediction_heading(page)).to_have_count(0)
+    assert logged_rows(sqlite_url, session) == []
     page.context.close()

@@ -66,6 +66,13 @@ export default function slate(component) {
     state.last = [x, y];
   }
 
+  function dot([x, y]) {
+    pen.fillStyle = INK;
+    pen.beginPath();
+    pen.arc(x, y, PEN_PX / 2, 0, 2 * Math.PI);
+    pen.fill();
+  }
+
   function down(event) {
     if (state.pointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
@@ -75,7 +82,7 @@ export default function slate(component) {
     state.strokes += 1;
     state.drawing = newId();
     canvas.dataset.strokes = String(state.strokes);
-    inkTo(state.last); // a tap leaves a dot
+    dot(state.last); // a tap leaves a dot (a line of no length draws nothing)
   }
 
   function move(event) {
