@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     # When set, every API route but /health and /ready needs it (X-API-Key); the page sends it.
     api_key: SecretStr | None = None
+    # A vision-capable chat model as the `llm` reader (OpenAI chat-completions protocol): off
+    # unless the URL, the model and the key are all set. See digitrec.llm.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=10.0, gt=0)
+    llm_per_minute: int = Field(default=20, ge=1)
 
-    @field_validator("admin_token", "api_key", mode="before")
+    @field_validator("admin_token", "api_key", "llm_api_key", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         """An empty value (compose passes `${VAR:-}`) means the secret is not set."""

@@ -284,10 +284,18 @@ def evaluate(name: str, model_dir: Path | None, as_json: bool, cache_dir: Path |
 def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
     """Name the digit in each image file: one JSON line per file.
 
+    `--model llm` asks the chat model set by DIGITREC_LLM_URL, DIGITREC_LLM_MODEL and
+    DIGITREC_LLM_API_KEY: its answer is a digit, "none" or "unsure", its confidence unknown.
+
     \b
     Example:
       digitrec predict three.png photo-of-a-seven.jpg
     """
+    from digitrec.llm import NAME as LLM
+
+    if name == LLM:
+        _predict_with_llm(files)
+        return
     from digitrec.preprocessing import PreprocessingError
 
     predictor = _predictor(name, model_dir)
@@ -306,6 +314,38 @@ def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
             failed = True
             line = {"file": str(path), "error": str(exc)}
         click.echo(json.dumps(line))
+    if failed:
+        sys.exit(1)
+
+
+def _predict_with_llm(files: tuple[Path, ...]) -> None:
+    from digitrec.llm import LlmConfig, LlmError, LlmReader
+    from digitrec.preprocessing import PreprocessingError, encode_png, to_mnist
+
+    config = LlmConfig.from_settings(get_settings())
+    if config is None:
+        raise click.ClickException(
+            "the llm model is off: set DIGITREC_LLM_URL, DIGITREC_LLM_MODEL and "
+            "DIGITREC_LLM_API_KEY"
+        )
+    reader, failed = LlmReader(config), False
+    for path in files:
+        try:
+            data = path.read_bytes()
+            answer = reader.read(to_mnist(data), encode_png(data))
+            line = {
+                "file": str(path),
+                "answer": answer.status,
+                "digit": answer.digit,
+                "confidence": answer.confidence,
+                "model": answer.model,
+                "latency_ms": round(answer.latency_ms, 1),
+            }
+        except (OSError, PreprocessingError, LlmError) as exc:
+            failed = True
+            line = {"file": str(path), "error": str(exc)}
+        click.echo(json.dumps(line))
+    reader.close()
     if failed:
         sys.exit(1)
 
