@@ -58,9 +58,7 @@ def test_a_repeated_comparison_press_returns_its_first_rows(
     assert len(_history(db_client, sid("press"))) == len(first["predictions"])
 
 
-def test_feedback_on_one_compared_row_leaves_the_others(
-    client: TestClient, digit_b64: str
-) -> None:
+def test_feedback_on_one_compared_row_leaves_the_others(client: TestClient, digit_b64: str) -> None:
     session = sid("label-one")
     rows = client.post("/predict/compare", json={"image": digit_b64, "session_id": session})
     labelled, *others = rows.json()["predictions"]
