@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from digitrec.capsnet import CapsNet
+from digitrec.vit import ViT
+
 # Pixels are standardised inside the network (and so inside the ONNX graph) with MNIST's
 # statistics over the training digits, in [0, 1] units.
 MNIST_MEAN = 0.1307
@@ -120,6 +123,8 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "default": DigitNet,
     "seed-cnn": CNNModel,
     "lenet5": LeNet5,
+    "vit": ViT,
+    "capsnet": CapsNet,
 }
 
 

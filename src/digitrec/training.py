@@ -71,6 +71,28 @@ RECIPES: dict[str, TrainConfig] = {
         # the pair beats either run alone, for 0.2 ms more per prediction.
         members=2,
     ),
+    # The next families, with the default's data and augmentation. Starting points from their
+    # papers' MNIST set-ups, not yet trained to a shipped file here: no model card yet.
+    "vit": TrainConfig(
+        model="vit",
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        weight_decay=0.05,  # transformers want more decay than CNNs
+        label_smoothing=0.05,
+        one_cycle=True,
+        augment_copies=4,
+    ),
+    "capsnet": TrainConfig(
+        model="capsnet",
+        epochs=30,
+        batch_size=128,
+        lr=2e-3,
+        weight_decay=5e-4,
+        label_smoothing=0.05,
+        one_cycle=True,
+        augment_copies=4,
+    ),
 }
 
 

@@ -213,7 +213,7 @@ def test_fit_member_returns_the_network_of_its_best_recorded_epoch(tiny_mnist: M
 # --- fit and checkpoints -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "default"])
+@pytest.mark.parametrize("name", sorted(RECIPES))
 def test_fit_dry_run_trains_calibrates_and_measures(
     tiny_mnist: Mnist, name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
