@@ -100,7 +100,7 @@ def timed_stages(service: PredictionService) -> Iterator[dict[str, list[float]]]
         setattr(service_module, name, timer(name, work))
     predictor = service.model_store.predictor(service.default_model)
     predictor.predict_preprocessed = timer("networks", predictor.predict_preprocessed)  # type: ignore[method-assign]
-    service._write = timer("database write", service._write)  # type: ignore[method-assign]
+    service.storage.write = timer("database write", service.storage.write)  # type: ignore[method-assign]
     try:
         yield spent
     finally:
