@@ -37,6 +37,10 @@ MAX_OFFSET = 2**31 - 1  # SQLite and PostgreSQL integers overflow past 64 bits; 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such prediction or model."}}
 UNAVAILABLE: Responses = {503: {"model": ErrorPublic, "description": "The database is down."}}
+UPLOAD_REFUSED: Responses = {
+    413: {"model": ErrorPublic, "description": "The upload or image is too large."},
+    415: {"model": ErrorPublic, "description": "Neither JSON nor a multipart upload."},
+}
 DENIED: Responses = {
     401: {"model": ErrorPublic, "description": "The admin token (or API key) is missing."},
     403: {"model": ErrorPublic, "description": "Views across sessions are off."},
@@ -75,11 +79,7 @@ class ReadinessPublic(BaseModel):
     "/predict",
     tags=["predictions"],
     openapi_extra=PREDICT_REQUEST_BODY,
-    responses={
-        **NOT_FOUND,
-        413: {"model": ErrorPublic, "description": "The upload or image is too large."},
-        415: {"model": ErrorPublic, "description": "Neither JSON nor a multipart upload."},
-    },
+    responses={**NOT_FOUND, **UPLOAD_REFUSED},
 )
 def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
     """Recognise the digit in a PNG, JPEG or WebP image and log the prediction.
@@ -108,10 +108,7 @@ def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
     "/predict/compare",
     tags=["predictions"],
     openapi_extra=PREDICT_REQUEST_BODY,
-    responses={
-        413: {"model": ErrorPublic, "description": "The upload or image is too large."},
-        415: {"model": ErrorPublic, "description": "Neither JSON nor a multipart upload."},
-    },
+    responses=UPLOAD_REFUSED,
 )
 def compare(body: PredictInputDep, service: ServiceDep) -> ComparisonPublic:
     """Every model on the same drawing, side by side: one logged row per model.
