@@ -118,7 +118,7 @@ class _Drawing:
 
 
 class PredictionService:
-    """Predicts digits and keeps the log; thread-safe, holding only an engine and an outbox."""
+    """Predicts digits and keeps the log; thread-safe, holding only its storage and models."""
 
     def __init__(
         self,
