@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import io
 import logging
 import time
 from pathlib import Path
@@ -47,7 +46,7 @@ from digitrec.feedback import LabelledRow
 from digitrec.finetuning import FineTuneConfig
 from digitrec.gating import MNIST_TEST, probabilities
 from digitrec.learning import learn
-from digitrec.preprocessing import to_mnist, to_uint8
+from digitrec.preprocessing import encode_png, to_mnist, to_uint8
 
 SLATE = 280
 QUIRKY_DIGITS = 3
@@ -101,12 +100,6 @@ def draw(digit: np.ndarray, label: int, style: dict[str, Any]) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,7 +142,7 @@ def main() -> None:
     feedback_x = np.stack([x for _, x, _ in feedback_half]).astype(np.float32) / 255
     shown = probabilities(champion, feedback_x).argmax(axis=1)
     rows = [
-        LabelledRow(session, png(x), int(p), label)
+        LabelledRow(session, encode_png(x), int(p), label)
         for k, ((session, x, label), p) in enumerate(zip(feedback_half, shown, strict=True))
         if p != label or k % 3 == 0
     ]

@@ -12,7 +12,6 @@ has a timeout, and the reader spends at most `per_minute` calls in any 60 second
 from __future__ import annotations
 
 import base64
-import io
 import re
 import threading
 import time
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from digitrec.config import Settings
-from digitrec.preprocessing import to_uint8
+from digitrec.preprocessing import encode_png, to_uint8
 
 NAME = "llm"
 ENLARGED_PX = 224  # the 28x28 input as sent: chat models read small images poorly
@@ -108,7 +107,7 @@ class LlmReader:
     def read(self, pixels: np.ndarray, canvas_png: bytes | None = None) -> LlmAnswer:
         """One drawing: `pixels` (28, 28) in [0, 1], white on black; the canvas as drawn."""
         self._spend_one()
-        images = [_png(_enlarged(pixels))] + ([canvas_png] if canvas_png else [])
+        images = [encode_png(_enlarged(pixels))] + ([canvas_png] if canvas_png else [])
         content: list[dict[str, object]] = [{"type": "text", "text": PROMPT}]
         content += [
             {"type": "image_url", "image_url": {"url": _data_url(image)}} for image in images
@@ -182,12 +181,6 @@ def _reply_text(response: httpx.Response) -> str:
 def _enlarged(pixels: np.ndarray) -> Image.Image:
     image = Image.fromarray(to_uint8(pixels))
     return image.resize((ENLARGED_PX, ENLARGED_PX), Image.Resampling.NEAREST)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _data_url(png: bytes) -> str:

@@ -24,8 +24,6 @@ from PIL import Image
 
 from digitrec.codec import (
     ACCEPTED_FORMATS,
-    MAX_INPUT_PIXELS,
-    MAX_WEBP_PIXELS,
     MAX_WORK_PIXELS,
     ImageSource,
     as_canvas,
@@ -69,8 +67,6 @@ BINARY = cv2.THRESH_BINARY  # 255 where a pixel is above the threshold, 0 elsewh
 
 __all__ = [
     "ACCEPTED_FORMATS",
-    "MAX_INPUT_PIXELS",
-    "MAX_WEBP_PIXELS",
     "MAX_WORK_PIXELS",
     "DrawingTooSmallError",
     "EmptyDrawingError",

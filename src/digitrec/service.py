@@ -140,11 +140,22 @@ class PredictionService:
             guard=guard,
             replay_interval_s=replay_interval_s,
         )
-        self.engine, self.outbox, self.guard = engine, outbox, self.storage.guard
         self.model_dir = model_dir
         self.default_model = default_model
         # The registry's champions (and the model files), as every replica serves them.
         self.model_store = model_store or ModelStore(engine, model_dir, poll_s=None)
+
+    @property
+    def engine(self) -> Engine:
+        return self.storage.engine
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.storage.outbox
+
+    @property
+    def guard(self) -> DatabaseGuard:
+        return self.storage.guard
 
     def predict(
         self,

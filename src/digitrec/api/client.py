@@ -86,10 +86,9 @@ class ApiClient:
         `session_id` None: the service starts a session (the answer names it). `model` None:
         the service's default model. `idempotency_key`: one per Predict press.
         """
-        payload = _predict_body(image, session_id)
+        payload, headers = _predict_request(image, session_id, idempotency_key)
         if model is not None:
             payload["model"] = model
-        headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
         answer = self._call("POST", "/predict", json=payload, headers=headers)
         return PredictionPublic.model_validate(answer)
 
@@ -101,8 +100,7 @@ class ApiClient:
         idempotency_key: str | None = None,
     ) -> ComparisonPublic:
         """Every model's answer to `image`, one logged row each under one request id."""
-        payload = _predict_body(image, session_id)
-        headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
+        payload, headers = _predict_request(image, session_id, idempotency_key)
         answer = self._call("POST", "/predict/compare", json=payload, headers=headers)
         return ComparisonPublic.model_validate(answer)
 
@@ -230,12 +228,15 @@ def error_from_response(response: httpx.Response) -> Exception:
     return error_type(detail) if error_type else ApiError(response.status_code, detail)
 
 
-def _predict_body(image: ImageSource, session_id: str | None) -> dict[str, str]:
-    """The JSON body of /predict and /predict/compare, without a model."""
+def _predict_request(
+    image: ImageSource, session_id: str | None, idempotency_key: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The JSON body (without a model) and headers of /predict and /predict/compare."""
     # Encoded bytes go as they are: the service decodes, checks and re-encodes every upload,
     # so doing it here too would only cost the page a decode per press.
     data = bytes(image) if isinstance(image, bytes | bytearray | memoryview) else None
     payload = {"image": base64.b64encode(data or encode_png(image)).decode("ascii")}
     if session_id is not None:
         payload["session_id"] = session_id
-    return payload
+    headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key else {}
+    return payload, headers

@@ -320,7 +320,7 @@ def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
 
 def _predict_with_llm(files: tuple[Path, ...]) -> None:
     from digitrec.llm import LlmConfig, LlmError, LlmReader
-    from digitrec.preprocessing import PreprocessingError, encode_png, to_mnist
+    from digitrec.preprocessing import PreprocessingError, as_canvas, encode_png, to_mnist
 
     config = LlmConfig.from_settings(get_settings())
     if config is None:
@@ -331,8 +331,8 @@ def _predict_with_llm(files: tuple[Path, ...]) -> None:
     reader, failed = LlmReader(config), False
     for path in files:
         try:
-            data = path.read_bytes()
-            answer = reader.read(to_mnist(data), encode_png(data))
+            canvas = as_canvas(path.read_bytes())  # decoded once, as the service does
+            answer = reader.read(to_mnist(canvas), encode_png(canvas))
             line = {
                 "file": str(path),
                 "answer": answer.status,

@@ -76,7 +76,7 @@ def apply_pending(
 
     def work(conn: Connection) -> None:
         if records:
-            conn.execute(_insert_ignoring_duplicates(engine), [r.model_dump() for r in records])
+            conn.execute(_insert_statement(engine.dialect.name), [r.model_dump() for r in records])
         for item in feedback:
             conn.execute(_feedback_update(item))
 
@@ -150,10 +150,6 @@ def ping(engine: Engine) -> bool:
     except StorageUnavailableError:
         return False
     return True
-
-
-def _insert_ignoring_duplicates(engine: Engine) -> Insert:
-    return _insert_statement(engine.dialect.name)
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 import streamlit as st
@@ -22,10 +23,16 @@ def cached_client(settings_json: str) -> DigitClient:
     return make_client(Settings.model_validate_json(settings_json))
 
 
+@functools.cache
+def _page_style() -> str:
+    """The page's stylesheet as a <style> element: read from the package once per process."""
+    return f"<style>{resources.files(__package__).joinpath('page.css').read_text()}</style>"
+
+
 def main() -> None:
     """Draw the page once; Streamlit reruns it when the model changes or the page reloads."""
     st.set_page_config(page_title=TITLE, page_icon=":material/draw:")
-    st.html(f"<style>{resources.files(__package__).joinpath('page.css').read_text()}</style>")
+    st.html(_page_style())
     st.title(TITLE, anchor=False)  # no hover-only anchor link: nothing focusable is hidden
     settings = get_settings()
     client = cached_client(settings.model_dump_json())
