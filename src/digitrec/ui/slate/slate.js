@@ -10,6 +10,7 @@ const SIZE_PX = 280; // the canvas's own pixels, whatever size it is shown at
 const PEN_PX = 18; // about 1.8 px once reduced to the 28 px MNIST field
 const INK = "#ffffff"; // white ink on opaque black, as the model's preprocessing expects
 const PAPER = "#000000";
+const REPEAT_WINDOW_MS = 1000; // clicks on one drawing closer than this are one press
 
 function newId() {
   // crypto.randomUUID needs a secure context; a page served over plain HTTP has none.
@@ -40,6 +41,7 @@ export default function slate(component) {
       pointer: null, // the pointer drawing now, if any
       last: null, // its previous point, in canvas pixels
       repredict, // the last request to read the slate again that was answered
+      sent: null, // the last press sent by a click: { drawing, at }
     };
   }
   const state = root.slateState;
@@ -111,6 +113,12 @@ export default function slate(component) {
   }
 
   function press(again = false) {
+    // More clicks on the same drawing within a moment are one press: each trigger reruns the
+    // page, and a burst of reruns can leave it half drawn. A later click (a retry) is sent.
+    const now = performance.now();
+    const sent = state.sent;
+    if (!again && sent?.drawing === state.drawing && now - sent.at < REPEAT_WINDOW_MS) return;
+    if (!again) state.sent = { drawing: state.drawing, at: now };
     setTriggerValue("press", {
       image: state.strokes ? canvas.toDataURL("image/png") : null,
       drawing: state.drawing,
