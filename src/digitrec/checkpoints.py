@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from digitrec.models import Standardised, build_model
+from digitrec.detection import DetectorFit
+from digitrec.models import Standardised, build_model, feature_channels
 from digitrec.training import TrainConfig, TrainResult
 
 
@@ -36,6 +37,7 @@ def _payload(result: TrainResult, data_source: str) -> dict[str, Any]:
         "data": data_source,
         "git_revision": result.git_revision,
         "torch_version": str(torch.__version__),
+        **({"detector": result.detector.payload()} if result.detector is not None else {}),
     }
 
 
@@ -48,6 +50,9 @@ def load_checkpoint(source: Path | bytes) -> TrainResult:
     net.load_state_dict(saved["state_dict"])
     model = Standardised(net, saved["temperature"])
     model.eval()
+    detector = None
+    if "detector" in saved:
+        detector = DetectorFit.from_payload(saved["detector"], feature_channels(net))
     return TrainResult(
         model=model,
         config=config,
@@ -55,4 +60,5 @@ def load_checkpoint(source: Path | bytes) -> TrainResult:
         metrics=saved["metrics"],
         history=saved.get("history", []),
         git_revision=saved.get("git_revision", "unknown"),
+        detector=detector,
     )

@@ -110,6 +110,18 @@ def rows_to_arrays(rows: Iterable[LabelledRow]) -> FeedbackSet:
     )
 
 
+def not_a_digit_images(rows: Iterable[LabelledRow]) -> np.ndarray:
+    """The model inputs of the rows a person said are not a digit: (N, 28, 28) uint8."""
+    images = []
+    for row in rows:
+        if row.actual is not None:
+            continue
+        pixels = _decoded(row.image_png)
+        if pixels is not None and pixels.shape == (28, 28):
+            images.append(pixels)
+    return np.array(images, dtype=np.uint8).reshape(-1, 28, 28)
+
+
 def _decoded(png: bytes) -> np.ndarray | None:
     """The logged image as (H, W) uint8 grey, or None if it cannot be read or holds no digit."""
     try:

@@ -118,7 +118,11 @@ def fine_tune(
     logger.info(
         "fine-tuned in %.0f s; temperature %.3f", time.perf_counter() - started, temperature
     )
-    return TrainResult(model, champion.config, temperature, metrics, history, revision)
+    # The champion's "not a digit" detector now reads the fine-tuned features; the gates
+    # measure what it refuses before the candidate can be promoted.
+    return TrainResult(
+        model, champion.config, temperature, metrics, history, revision, champion.detector
+    )
 
 
 def fine_tune_loss(

@@ -4,7 +4,10 @@ The gates run on data no session trained the candidate on: MNIST test, and the s
 out of the fine-tune (whole sessions, each counted for at most 50 rows). A candidate must:
 lose at most MAX_MNIST_DROP of MNIST test accuracy; not lose accuracy on the held-out
 sessions; not raise their calibration error by more than MAX_ECE_RISE; and come from at least
-`min_feedback` labelled rows. Anything else measured (the pen-drawn dev set) is reported only.
+`min_feedback` labelled rows. A champion that can say "not a digit" adds two: the candidate
+(which keeps the champion's detector, reading its own features) may refuse at most
+MAX_REFUSAL_RISE more of MNIST test, and no fewer of the held-out sessions' drawings that people
+said are not a digit. Anything else measured (the pen-drawn dev set) is reported only.
 """
 
 from __future__ import annotations
@@ -14,23 +17,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
-from digitrec.calibration import softmax
+from digitrec.calibration import sigmoid, softmax
 from digitrec.evaluation import classification_metrics
 from digitrec.inference import Predictor
+from digitrec.models import Detecting
 from digitrec.training import TrainResult, predict_logits
 
 MNIST_TEST = "mnist_test"
 HELD_OUT = "feedback_held_out"
 DRAWN_DEV = "drawn_dev"  # the pen-drawn dev set, when the caller has it
+# The held-out sessions' drawings people said are not a digit, labelled NOT_A_DIGIT_LABEL.
+NOT_A_DIGIT_HELD_OUT = "not_a_digit_held_out"
+NOT_A_DIGIT_LABEL = -1
 MAX_MNIST_DROP = 0.001  # 0.1 point of accuracy
+MAX_REFUSAL_RISE = 0.001  # 0.1 point of MNIST test refused as "not a digit"
 MAX_ECE_RISE = 0.005  # 0.5 point of expected calibration error
 MIN_FEEDBACK = 50  # labelled rows
 _EPS = 1e-9  # accuracies are ratios of counts: compare them without float noise
 
 # Dataset name -> images (N, 28, 28) float32 in [0, 1], MNIST-form, and labels (N,).
 Datasets = Mapping[str, tuple[np.ndarray, np.ndarray]]
-# Dataset name -> {"n", "accuracy", "ece", "confident_wrong"}; None where n is 0.
+# Dataset name -> {"n", "accuracy", "ece", "confident_wrong", "refused"}; None where n is 0
+# ("refused": the share said to be not a digit; None for a model without a detector).
 Metrics = dict[str, dict[str, Any]]
 MEASURES = ("n", "accuracy", "ece", "confident_wrong")
 
@@ -52,15 +62,40 @@ def probabilities(model: TrainResult | Predictor, images: np.ndarray) -> np.ndar
     return softmax(predict_logits(model.model, images))  # the temperature is inside the model
 
 
+def refused_share(model: TrainResult | Predictor, images: np.ndarray) -> float | None:
+    """The share of `images` the model says are not a digit; None if it cannot say."""
+    if isinstance(model, Predictor):
+        if not model.detects:
+            return None
+        answers = model.predict_preprocessed(images.astype(np.float32))
+        return float(np.mean([not a.is_digit for a in answers]))
+    if model.detector is None:
+        return None
+    fit = model.detector
+    detecting = Detecting(model.model, fit.detector, fit.scale, fit.shift).eval()
+    with torch.no_grad():
+        logits = torch.cat(
+            [
+                detecting(torch.from_numpy(part.astype(np.float32))[:, None])[1]
+                for part in np.array_split(images, max(1, -(-len(images) // 1000)))
+            ]
+        )
+    return float((sigmoid(logits.numpy()) < fit.threshold).mean())
+
+
 def measure(model: TrainResult | Predictor, datasets: Datasets) -> Metrics:
-    """Accuracy, ECE, confident mistakes and size of the model on each dataset."""
+    """Accuracy, ECE, confident mistakes, refusals and size of the model on each dataset."""
     metrics: Metrics = {}
     for name, (images, labels) in datasets.items():
         if len(labels) == 0:
             metrics[name] = {"n": 0, "accuracy": None, "ece": None, "confident_wrong": None}
             continue
-        found = classification_metrics(probabilities(model, images), np.asarray(labels))
+        if (np.asarray(labels) == NOT_A_DIGIT_LABEL).all():  # no digit to be right about
+            found = {"n": len(labels), "accuracy": None, "ece": None, "confident_wrong": None}
+        else:
+            found = classification_metrics(probabilities(model, images), np.asarray(labels))
         metrics[name] = {key: found[key] for key in MEASURES}
+        metrics[name]["refused"] = refused_share(model, images)
     return metrics
 
 
@@ -98,8 +133,37 @@ def verdict(
             f"labelled rows: {n_labelled} (at least {min_feedback} needed)",
         ),
     ]
+    if mnist is not None and mnist[0].get("refused") is not None:  # the champion detects
+        refusal_rise = 100 * MAX_REFUSAL_RISE
+        gates.append(
+            _gate(
+                "MNIST test refused as not a digit",
+                _measured(mnist, "refused"),
+                "refused",
+                lambda old, new: new <= old + MAX_REFUSAL_RISE + _EPS,
+                f"may rise by at most {refusal_rise:.1f} point",
+            )
+        )
+        not_digits = _both(champion, candidate, NOT_A_DIGIT_HELD_OUT)
+        if not_digits is not None:
+            gates.append(
+                _gate(
+                    "held-out 'not a digit' labels refused",
+                    _measured(not_digits, "refused"),
+                    "refused",
+                    lambda old, new: new >= old - _EPS,
+                    "may not fall",
+                )
+            )
     reasons = [f"{text}: {'pass' if ok else 'fail'}" for ok, text in gates]
     return Verdict(promoted=all(ok for ok, _ in gates), reasons=reasons)
+
+
+def _measured(
+    pair: tuple[dict[str, Any], dict[str, Any]], key: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The pair if both models measured `key` (a candidate that cannot detect: None)."""
+    return pair if pair[0].get(key) is not None and pair[1].get(key) is not None else None
 
 
 def _both(
@@ -133,7 +197,7 @@ def comparison_table(champion: Metrics, candidate: Metrics) -> str:
     width = max([len("dataset"), *map(len, names)]) + 2
     lines = [f"{'dataset':<{width}}{'measure':<17}{'champion':>10}{'candidate':>11}"]
     for name in names:
-        for key in MEASURES:
+        for key in (*MEASURES, "refused"):
             old = champion.get(name, {}).get(key)
             new = candidate.get(name, {}).get(key)
             lines.append(f"{name:<{width}}{key:<17}{_cell(key, old):>10}{_cell(key, new):>11}")

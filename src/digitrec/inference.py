@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from digitrec.calibration import softmax
+from digitrec.calibration import sigmoid, softmax
 from digitrec.contract import UnknownModelError
 from digitrec.preprocessing import ImageSource, to_mnist
 
@@ -28,6 +28,11 @@ class Prediction:
     confidence: float  # calibrated probability of `digit`
     probabilities: tuple[float, ...]  # 10 calibrated probabilities, summing to 1
     model: str
+    # Calibrated probability that the drawing is one digit at all; None: the model cannot tell.
+    digit_probability: float | None = None
+    # The model's decision: False when it says "not a digit" (digit_probability under its
+    # threshold); always True for a model without a detector.
+    is_digit: bool = True
 
 
 def shipped_model_dir() -> Path:
@@ -66,11 +71,21 @@ class Predictor:
         self.name = name or str(self.metadata.get("name", stem or "model"))
         # The registry's version number; None for a file outside the registry.
         self.version = version
+        outputs = {o.name for o in self._session.get_outputs()}
+        # Models with a "not a digit" detector answer its logit too, and carry its threshold.
+        self.detects = "digit_logit" in outputs and "digit_threshold" in self.metadata
+        self.digit_threshold = float(self.metadata["digit_threshold"]) if self.detects else 0.0
+        self._outputs = ["logits", "digit_logit"] if self.detects else ["logits"]
 
     def predict_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for preprocessed images (N, 1, 28, 28) in [0, 1]."""
-        (logits,) = self._session.run(["logits"], {"image": batch.astype(np.float32, copy=False)})
-        return softmax(logits)
+        return self._run(batch)[0]
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(digit probabilities (N, 10), probability of one digit (N,) or None)."""
+        outputs = self._session.run(self._outputs, {"image": batch.astype(np.float32, copy=False)})
+        digit = sigmoid(outputs[1]) if self.detects else None
+        return softmax(outputs[0]), digit
 
     def predict(self, image: ImageSource) -> Prediction:
         """Preprocess one image (canvas, array, PIL image or encoded bytes) and name its digit."""
@@ -84,15 +99,20 @@ class Predictor:
 
     def predict_preprocessed(self, images: np.ndarray) -> list[Prediction]:
         """Predictions for images already in MNIST's form, (N, 28, 28) float32 in [0, 1]."""
-        return [self._prediction(row) for row in self.predict_tensor(images[:, None])]
+        probs, digit = self._run(images[:, None])
+        if digit is None:
+            return [self._prediction(row, None) for row in probs]
+        return [self._prediction(row, float(p)) for row, p in zip(probs, digit, strict=True)]
 
-    def _prediction(self, probs: np.ndarray) -> Prediction:
+    def _prediction(self, probs: np.ndarray, digit_probability: float | None) -> Prediction:
         digit = int(probs.argmax())
         return Prediction(
             digit=digit,
             confidence=float(probs[digit]),
             probabilities=tuple(float(p) for p in probs),
             model=self.name,
+            digit_probability=digit_probability,
+            is_digit=digit_probability is None or digit_probability >= self.digit_threshold,
         )
 
 

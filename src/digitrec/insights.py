@@ -26,7 +26,7 @@ from digitrec.schemas import (
 )
 from digitrec.storage.registry import CHAMPION, RETIRED, list_versions
 from digitrec.storage.reports import accuracy_by_period, latest_corrections
-from digitrec.storage.repository import count_outcomes
+from digitrec.storage.repository import Outcome, count_outcomes
 
 DIGITS = range(10)
 CORRECTIONS_SHOWN = 12  # two rows of six drawings on the page
@@ -71,18 +71,16 @@ def build_insights(
     )
 
 
-def confusion_matrix(
-    outcomes: Sequence[tuple[int | None, int, int]],
-) -> tuple[list[list[int]], int]:
-    """confusion[actual][predicted] over labelled rows, and the number of unlabelled rows,
-    from `count_outcomes`' (actual, prediction, rows) triples."""
+def confusion_matrix(outcomes: Sequence[Outcome]) -> tuple[list[list[int]], int]:
+    """confusion[actual][predicted] over rows labelled with a digit, and the number of rows
+    without feedback, from `count_outcomes`."""
     confusion = [[0] * 10 for _ in DIGITS]
     unlabelled = 0
-    for actual, predicted, rows in outcomes:
-        if actual is None:
-            unlabelled += rows
-        else:
-            confusion[actual][predicted] += rows
+    for outcome in outcomes:
+        if outcome.actual is not None:
+            confusion[outcome.actual][outcome.prediction] += outcome.rows
+        elif not outcome.not_a_digit:
+            unlabelled += outcome.rows
     return confusion, unlabelled
 
 
@@ -167,14 +165,15 @@ def _correction(row: RowMapping) -> CorrectionPublic:
     return CorrectionPublic(**fields, image_png=base64.b64encode(row["image_png"]).decode("ascii"))
 
 
-def summarise_outcomes(
-    outcomes: Sequence[tuple[int | None, int, int]], *, pending_writes: int
-) -> StatsPublic:
+def summarise_outcomes(outcomes: Sequence[Outcome], *, pending_writes: int) -> StatsPublic:
     """The running totals: an uncorrected prediction counts as correct (the reference app's
-    definition), per-digit accuracy and confusion over labelled rows."""
+    definition), per-digit accuracy and confusion over labelled rows. A drawing the person
+    says is not a digit was answered right if the model said so too."""
     confusion, no_feedback = confusion_matrix(outcomes)
-    total = no_feedback + sum(map(sum, confusion))
-    confirmed = sum(confusion[d][d] for d in DIGITS)
+    not_digit = sum(o.rows for o in outcomes if o.not_a_digit)
+    not_digit_refused = sum(o.rows for o in outcomes if o.not_a_digit and not o.is_digit)
+    total = no_feedback + sum(map(sum, confusion)) + not_digit
+    confirmed = sum(confusion[d][d] for d in DIGITS) + not_digit_refused
     correct = no_feedback + confirmed
     return StatsPublic(
         total=total,
@@ -182,6 +181,7 @@ def summarise_outcomes(
         confirmed=confirmed,
         corrected=total - correct,
         no_feedback=no_feedback,
+        not_a_digit=not_digit,
         realized_accuracy=correct / total if total else None,
         per_digit_accuracy={
             d: confusion[d][d] / sum(confusion[d]) if sum(confusion[d]) else None for d in DIGITS

@@ -60,7 +60,7 @@ def labelled_rows(engine: Engine) -> list[LabelledRow]:
             session_id=row.session_id,
             image_png=bytes(row.image_png),
             predicted=int(row.prediction),
-            actual=int(row.actual),
+            actual=None if row.actual is None else int(row.actual),
             feedback_at=row.feedback_at,
         )
         for row in labelled_predictions(engine)
@@ -107,7 +107,7 @@ def run_learning(
     register the candidate and promote or reject it. Returns the report."""
     rows = labelled_rows(engine)
     champion = load_champion(engine, name, mnist, checkpoint)
-    labelled = sum(row.actual is not None for row in rows)
+    labelled = sum(row.actual is not None for row in rows)  # with a digit
     if labelled < min_feedback:
         return {
             "promoted": False,

@@ -17,6 +17,7 @@ from digitrec.feedback import (
     EVAL_FRACTION,
     LabelledRow,
     capped,
+    not_a_digit_images,
     rows_to_arrays,
     split_by_session,
     training_weights,
@@ -26,6 +27,8 @@ from digitrec.gating import (
     HELD_OUT,
     MIN_FEEDBACK,
     MNIST_TEST,
+    NOT_A_DIGIT_HELD_OUT,
+    NOT_A_DIGIT_LABEL,
     Datasets,
     Metrics,
     Verdict,
@@ -74,6 +77,12 @@ def learn(
         HELD_OUT: capped(held_out).as_dataset(),  # no one session decides a gate
         **(extra or {}),
     }
+    not_digits = not_a_digit_images(eval_rows)
+    if len(not_digits):  # the held-out sessions' "not a digit" labels: refusals measured only
+        datasets[NOT_A_DIGIT_HELD_OUT] = (
+            not_digits.astype(np.float32) / 255,
+            np.full(len(not_digits), NOT_A_DIGIT_LABEL),
+        )
     if config.dry_run:
         datasets = {k: (x[:DRY_RUN_DIGITS], y[:DRY_RUN_DIGITS]) for k, (x, y) in datasets.items()}
     champion_metrics, candidate_metrics = measure(champion, datasets), measure(candidate, datasets)

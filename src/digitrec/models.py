@@ -119,6 +119,79 @@ class Standardised(nn.Module):
         return self.net((image - MNIST_MEAN) / MNIST_STD) / self.temperature
 
 
+def digitnet_members(net: nn.Module) -> list[DigitNet]:
+    """The DigitNets of a bare network or ensemble; an error for other architectures."""
+    members = list(net.members) if isinstance(net, Ensemble) else [net]
+    if not all(isinstance(m, DigitNet) for m in members):
+        raise TypeError("a digit detector reads the feature maps of DigitNets only")
+    return members  # type: ignore[return-value]
+
+
+def feature_channels(net: nn.Module) -> int:
+    """How many feature maps `feature_maps` gives for a DigitNet or ensemble of them."""
+    last_layers = [m.classifier[-1] for m in digitnet_members(net)]
+    return sum(layer.in_features for layer in last_layers if isinstance(layer, nn.Linear))
+
+
+def feature_maps(members: list[DigitNet], standardised: torch.Tensor) -> torch.Tensor:
+    """Each member's last feature maps before pooling, side by side: (N, 128 * members, 7, 7)."""
+    return torch.cat([m.features[:-1](standardised) for m in members], dim=1)
+
+
+class DigitDetector(nn.Module):
+    """Says whether a drawing is one digit at all, from the classifier's last feature maps.
+
+    Reads where on the 7x7 grid the features lie, not only their average, so that two digits
+    side by side, a letter or a scribble look unlike one digit. Returns one logit per image:
+    high for a single digit.
+    """
+
+    def __init__(self, channels: int = 256, hidden: int = 64) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+            nn.Linear(32 * 7 * 7, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.layers(maps)[:, 0]
+
+
+class Detecting(nn.Module):
+    """A standardised DigitNet (or ensemble) with its detector, computed from one pass.
+
+    image (N, 1, 28, 28) in [0, 1] -> (logits (N, 10) divided by T, digit logit (N,) scaled
+    and shifted by the detector's calibration: its sigmoid is the probability of one digit).
+    """
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(
+        self, model: Standardised, detector: DigitDetector, scale: float = 1.0, shift: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.detector = detector
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("shift", torch.tensor(float(shift)))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        members = digitnet_members(self.model.net)
+        standardised = (image - MNIST_MEAN) / MNIST_STD
+        maps = [m.features[:-1](standardised) for m in members]
+        logits = torch.stack(
+            [m.classifier(m.features[-1](x)) for m, x in zip(members, maps, strict=True)]
+        ).mean(dim=0)
+        digit = self.detector(torch.cat(maps, dim=1)) * self.scale + self.shift
+        return logits / self.model.temperature, digit
+
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "default": DigitNet,
     "seed-cnn": CNNModel,

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
 Digit = Annotated[int, Field(ge=0, le=9, description="A single digit, 0 to 9.")]
 # A label as a person sends it: a JSON integer 0..9; `true`, `"7"` and `7.0` are refused.
@@ -40,6 +40,18 @@ class PredictionFields(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="Calibrated probability of `prediction`.")
     probabilities: list[float] = Field(min_length=10, max_length=10)
     latency_ms: float = Field(ge=0.0, description="Preprocessing plus inference time.")
+    digit_probability: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Calibrated probability that the drawing is one digit at all; None: the"
+        " model cannot tell (it has no detector).",
+    )
+    is_digit: bool = Field(
+        default=True,
+        description="False: the model says the drawing is not a single digit (a letter, a"
+        " scribble, several digits), and `prediction` is only its best guess.",
+    )
 
 
 class PredictionPublic(PredictionFields):
@@ -48,7 +60,10 @@ class PredictionPublic(PredictionFields):
     # A UUID (hex) made at predict time, so feedback can refer to a prediction whose
     # database write is still waiting in the outbox.
     id: str
-    actual: Digit | None = Field(default=None, description="The person's label; None: no feedback.")
+    actual: Digit | None = Field(
+        default=None, description="The person's digit; None: no feedback, or `not_a_digit`."
+    )
+    not_a_digit: bool = Field(default=False, description="The person says it is not a digit.")
     feedback_at: datetime | None = None
     # False while the write waits in the local outbox because the database is unreachable.
     logged: bool = True
@@ -79,11 +94,20 @@ class PredictRequest(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    """The person's correction (or confirmation) of a prediction."""
+    """The person's correction (or confirmation) of a prediction: a digit, or not a digit."""
 
-    actual: StrictDigit
+    actual: StrictDigit | None = None
+    not_a_digit: StrictBool = Field(
+        default=False, description="True (and no `actual`): the drawing is not a digit."
+    )
     # The session that made the prediction (or send it in the X-Session-ID header).
     session_id: SessionId | None = None
+
+    @model_validator(mode="after")
+    def _one_label(self) -> FeedbackIn:
+        if (self.actual is None) != self.not_a_digit:
+            raise ValueError("give either `actual` (a digit 0-9) or `not_a_digit: true`")
+        return self
 
 
 class StatsPublic(BaseModel):
@@ -94,6 +118,9 @@ class StatsPublic(BaseModel):
     confirmed: int = Field(description="Feedback equal to the prediction.")
     corrected: int = Field(description="Feedback different from the prediction.")
     no_feedback: int
+    not_a_digit: int = Field(
+        default=0, description="Rows the person said are not a digit (right if refused)."
+    )
     realized_accuracy: float | None = Field(description="correct / total; None when total is 0.")
     # Accuracy per true digit over rows with feedback; None where a digit has none.
     per_digit_accuracy: dict[int, float | None]

@@ -112,6 +112,8 @@ class _Drawing:
             confidence=prediction.confidence,
             probabilities=list(prediction.probabilities),
             latency_ms=self.preprocessing_ms + inference_ms,
+            digit_probability=prediction.digit_probability,
+            is_digit=prediction.is_digit,
             image_png=self.image_png,
             canvas_png=self.canvas_png,
         )
@@ -218,15 +220,18 @@ class PredictionService:
         return _public_from_record(record, logged=logged)
 
     def submit_feedback(
-        self, prediction_id: str, actual: int, *, session_id: str | None = None
+        self, prediction_id: str, actual: int | None, *, session_id: str | None = None
     ) -> PredictionPublic:
-        """Record (or change) the person's label for a prediction.
+        """Record (or change) the person's label for a prediction: a digit, or None for "not
+        a digit".
 
         With a `session_id`, only that session's predictions can be labelled; another
         session's is not found. None: any prediction (trusted callers: the CLI, operators).
         """
         feedback = Feedback(
-            uid=prediction_id, actual=_validated_digit(actual), feedback_at=datetime.now(UTC)
+            uid=prediction_id,
+            actual=None if actual is None else _validated_digit(actual),
+            feedback_at=datetime.now(UTC),
         )
         unavailable: StorageUnavailableError | None = None
         try:
@@ -390,6 +395,7 @@ def _public_from_record(
         **record.model_dump(include=set(PredictionFields.model_fields)),
         id=record.uid,
         actual=None if feedback is None else feedback.actual,
+        not_a_digit=feedback is not None and feedback.actual is None,
         feedback_at=None if feedback is None else feedback.feedback_at,
         logged=logged,
     )

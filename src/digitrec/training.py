@@ -106,6 +106,8 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
     git_revision: str = "unknown"  # of the code when training started
+    # Its "not a digit" detector (`digitrec.detection.DetectorFit`), once one is fitted.
+    detector: Any = None
 
 
 class Evaluation(NamedTuple):

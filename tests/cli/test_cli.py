@@ -22,6 +22,7 @@ from digitrec import cli
 from digitrec.cli import main
 from digitrec.config import get_settings
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
+from digitrec.inference import Predictor
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 N_TEST = 300  # digits in the fake MNIST test split
@@ -411,3 +412,43 @@ def test_evaluate_prints_a_readable_report(trained: tuple[Path, Result], fake_ca
     assert result.exit_code == 0
     assert f"model lenet5: MNIST test, {N_TEST} digits" in result.output
     assert "accuracy" in result.output and "confusion" in result.output
+
+
+def test_detector_dry_run_adds_not_a_digit_to_a_trained_default(
+    fake_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "models"
+    trained = invoke(
+        "train", "--model", "default", "--dry-run", "--epochs", "1",
+        "--out-dir", out, "--cache-dir", fake_cache,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    letters = tmp_path / "letters.jsonl"
+    strokes = [[[0, 0], [500, 1000], [1000, 0]]]  # a V
+    letters.write_text(
+        "".join(
+            json.dumps({"label": "V", "writer": f"w{i}", "strokes": strokes}) + "\n"
+            for i in range(100)
+        )
+    )
+
+    result = invoke(
+        "detector", "--model", "default", "--dry-run", "--letters", letters,
+        "--out-dir", out, "--cache-dir", fake_cache,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "threshold" in result.output and "letters" in result.output
+    predictor = Predictor(out / "default.onnx")
+    assert predictor.detects and 0.0 < predictor.digit_threshold < 1.0
+
+
+def test_detector_refuses_a_model_that_is_not_a_digitnet(
+    trained: tuple[Path, Result], fake_cache: Path
+) -> None:
+    out, _ = trained
+    result = invoke_catching(
+        "detector", "--model", "lenet5", "--dry-run", "--out-dir", out, "--cache-dir", fake_cache
+    )
+    assert result.exit_code == 1
+    assert "DigitNet" in result.output

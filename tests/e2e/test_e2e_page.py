@@ -29,6 +29,7 @@ from live_app import (
 )
 from playwright.sync_api import Browser, Page, expect
 
+from digitrec.inference import available_models
 from digitrec.ui.formatting import (
     EMPTY_MESSAGE,
     HISTORY_SERVICE_DOWN_MESSAGE,
@@ -297,3 +298,22 @@ def test_page_in_api_mode_logs_through_the_model_service(
         assert [tuple(r)[:2] for r in logged_rows(postgres_url, session)] == [(1, 4)]
         assert not (tmp_path / "unused.sqlite3").exists()
         page.context.close()
+
+
+def test_compare_shows_every_models_answer_to_one_drawing(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    session = session_id(page)
+    draw(page, DIGIT_STROKES[7])
+    assert predict(page) == 7
+
+    page.get_by_role("button", name="Compare models").click()
+
+    table = page.locator(".st-key-comparison [data-testid='stDataFrame'] table tbody tr")
+    expect(table).to_have_count(len(available_models()))
+    rows = [row.locator("td").all_inner_texts() for row in table.all()]
+    assert [r[0].split(" v")[0] for r in rows] == available_models()  # Model, Answer, ...
+    assert all(r[1] == "7" for r in rows)
+    assert len(logged_rows(sqlite_url, session)) == 1 + len(available_models())
+    page.context.close()

@@ -26,8 +26,11 @@ from live_app import (
 )
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
 
-from digitrec.ui.formatting import DRAW_ADVICE, EMPTY_MESSAGE
+from digitrec.storage.tables import prediction_logs
+from digitrec.ui.formatting import DRAW_ADVICE, EMPTY_MESSAGE, NOT_A_DIGIT, NOT_A_DIGIT_MESSAGE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -165,3 +168,38 @@ def test_a_dot_is_answered_with_the_services_reason(
     expect(prediction_heading(page)).to_have_count(0)
     assert logged_rows(sqlite_url, session) == []
     page.context.close()
+
+
+def test_a_letter_is_answered_not_a_digit_and_can_be_labelled_so(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url))
+    session = session_id(page)
+
+    draw(page, [[(60, 50), (220, 230)], [(220, 50), (60, 230)]])  # an X
+    slate_button(page, "Predict").click()
+
+    expect(page.locator("h3", has_text=NOT_A_DIGIT_MESSAGE)).to_be_visible()
+    expect(prediction_heading(page)).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^Chance it is one digit: \d{1,3}%"))).to_be_visible()
+    expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible()  # for the curious
+    page.locator(".st-key-not-a-digit button").click()
+    expect(page.get_by_text("Thanks: recorded as not a digit.")).to_be_visible()
+    expect(page.get_by_text("Total Attempts: 1 | Correct Predictions: 1")).to_be_visible()
+    row = page.locator("[data-testid='stDataFrame'] table tbody tr")
+    expect(row).to_have_count(1)
+    assert row.locator("td").all_inner_texts()[1:3] == [NOT_A_DIGIT, NOT_A_DIGIT]
+    assert logged_labels(sqlite_url, session) == [(False, True)]
+    page.context.close()
+
+
+def logged_labels(database_url: str, session: str) -> list[tuple[bool, bool]]:
+    """The session's rows as (is_digit, not_a_digit): the model's decision, the person's label."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            c = prediction_logs.c
+            query = select(c.is_digit, c.not_a_digit).where(c.session_id == session)
+            return [(bool(a), bool(b)) for a, b in connection.execute(query)]
+    finally:
+        engine.dispose()

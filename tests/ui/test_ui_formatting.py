@@ -80,7 +80,7 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
     assert rows == [
         {
             "Index": 5,
-            "Prediction": 1,
+            "Prediction": "1",
             "Actual": "7",
             "Confidence": "90%",
             "Model": "default v2",
@@ -88,7 +88,7 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
         },
         {
             "Index": 4,
-            "Prediction": 0,
+            "Prediction": "0",
             "Actual": "",
             "Confidence": "80%",
             "Model": "default",
@@ -96,6 +96,28 @@ def test_history_rows_number_attempts_from_the_oldest_and_leave_actual_blank() -
         },
     ]
     assert tuple(rows[0]) == formatting.HISTORY_COLUMNS
+
+
+def test_a_refusal_and_a_not_a_digit_label_read_as_not_a_digit() -> None:
+    refused = prediction(4, 0.7, 1).model_copy(
+        update={"is_digit": False, "digit_probability": 0.03, "not_a_digit": True}
+    )
+
+    (row,) = formatting.history_rows([refused], count=1)
+
+    assert (row["Prediction"], row["Actual"]) == ("not a digit", "not a digit")
+    assert formatting.prediction_line(refused) == formatting.NOT_A_DIGIT_MESSAGE
+    assert formatting.confidence_line(refused) == (
+        "Chance it is one digit: 3% · closest digit 4 (70%)"
+    )
+    assert formatting.uncertainty_note(refused) is None
+    assert formatting.feedback_thanks(refused) == "Thanks: recorded as not a digit."
+
+
+def test_a_digit_label_on_a_refusal_is_a_correction() -> None:
+    refused = prediction(4, 0.7, 1, actual=4).model_copy(update={"is_digit": False})
+
+    assert formatting.feedback_thanks(refused) == "Thanks: recorded 4 as the right answer."
 
 
 def test_history_times_are_shown_in_the_browsers_time_zone() -> None:

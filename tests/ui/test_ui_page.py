@@ -70,7 +70,7 @@ def test_predict_shows_digit_confidence_chart_and_model_input(app: AppTest, digi
     assert stats(app) == (1, 1, "100.0%")
     (row,) = history_rows(app)
     assert row["Index"] == 1
-    assert row["Prediction"] == digit
+    assert row["Prediction"] == str(digit)
     assert row["Actual"] == ""
 
 
@@ -246,7 +246,10 @@ def test_history_is_restored_from_the_session_in_the_url(
 
     assert reloaded.query_params["session"] == session
     rows = history_rows(reloaded)
-    assert [(r["Index"], r["Prediction"], r["Actual"]) for r in rows] == [(2, 0, "6"), (1, 1, "")]
+    assert [(r["Index"], r["Prediction"], r["Actual"]) for r in rows] == [
+        (2, "0", "6"),
+        (1, "1", ""),
+    ]
     assert stats(reloaded) == (2, 1, "50.0%")
     assert "Confirmed: 0 | Corrected: 1 | No feedback: 1" in texts(reloaded)
 
@@ -265,8 +268,11 @@ def test_model_selector_offers_the_shipped_models_and_logs_the_choice(
 ) -> None:
     selector = app.sidebar.selectbox(key="model")
     shipped = available_models()
-    assert list(selector.options) == shipped
+    assert list(selector.options) == [formatting.model_option(m) for m in shipped]
     assert "lenet5" in shipped
+    assert selector.options[shipped.index("lenet5")] == (
+        "lenet5 — LeNet-5 (LeCun et al., 1998), ReLU and max-pooling"
+    )
     assert selector.value == ("default" if "default" in shipped else shipped[0])
 
     selector.select("lenet5").run()
@@ -321,7 +327,8 @@ def test_page_talks_to_the_model_service_when_an_api_url_is_set(
     monkeypatch.setenv("DIGITREC_API_URL", api_url)
     get_settings.cache_clear()
     at = make_app().run()
-    assert list(at.sidebar.selectbox(key="model").options) == available_models()
+    options = at.sidebar.selectbox(key="model").options
+    assert list(options) == [formatting.model_option(m) for m in available_models()]
 
     predict(at, 7)
     at.button(key="digit-1").click().run()
@@ -347,3 +354,27 @@ def test_unreachable_model_service_gets_a_message_not_a_stack_trace(
     assert not at.exception
     assert formatting.SERVICE_DOWN_MESSAGE in [e.value for e in at.error]
     assert shown_prediction(at) is None
+
+
+def test_compare_reads_the_drawing_with_every_model_and_logs_a_row_each(
+    app: AppTest, page_service: Callable[[], PredictionService]
+) -> None:
+    predict(app, 7)
+    assert not app.button(key="compare").disabled
+
+    app.button(key="compare").click().run()
+
+    assert not app.exception
+    table = app.dataframe[0].value.to_dict("records")
+    models = [row["Model"].split(" v")[0] for row in table]
+    assert models == available_models()
+    assert all(row["Latency"].endswith(" ms") for row in table)
+    assert len(app.get("image")) >= 1  # the model input, shown once above
+    session = app.query_params["session"]
+    logged = page_service().history(session).data
+    assert len(logged) == 1 + len(available_models())
+    compared = [p for p in logged if p.request_id == logged[0].request_id]
+    assert sorted(p.model for p in compared) == sorted(available_models())
+
+    app.button(key="compare").click().run()  # again: the same rows, nothing new logged
+    assert len(page_service().history(session).data) == 1 + len(available_models())

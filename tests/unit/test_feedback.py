@@ -13,6 +13,7 @@ from digitrec.feedback import (
     LabelledRow,
     capped,
     is_evaluation_session,
+    not_a_digit_images,
     rows_to_arrays,
     split_by_session,
     training_weights,
@@ -45,6 +46,17 @@ def champion_saying(digits: list[int], confidence: float) -> np.ndarray:
 
 
 # --- rows to arrays ------------------------------------------------------------------------------
+
+
+def test_rows_said_not_to_be_a_digit_are_images_to_refuse_not_digits_to_learn() -> None:
+    letter, digit = a_digit(), a_digit(120)
+    rows = [
+        LabelledRow("s1", encode_png(letter), predicted=4, actual=None),
+        LabelledRow("s1", encode_png(digit), predicted=1, actual=1),
+    ]
+
+    assert np.array_equal(not_a_digit_images(rows), letter[None])
+    assert rows_to_arrays(rows).labels.tolist() == [1]
 
 
 def test_rows_to_arrays_decodes_rows_with_a_digit_and_leaves_out_the_rest() -> None:

@@ -16,6 +16,8 @@ from digitrec.export import export_onnx
 from digitrec.gating import (
     HELD_OUT,
     MNIST_TEST,
+    NOT_A_DIGIT_HELD_OUT,
+    NOT_A_DIGIT_LABEL,
     Metrics,
     comparison_table,
     learning_report,
@@ -183,3 +185,73 @@ def test_learning_report_is_json_with_the_verdict_versions_and_metrics() -> None
     assert (report["champion_version"], report["candidate_version"]) == ("v1", "v2")
     assert report["metrics"]["candidate"][HELD_OUT]["accuracy"] == 0.99
     assert report["reasons"] == outcome.reasons
+
+
+# --- the "not a digit" gates ---------------------------------------------------------------------
+
+
+def with_refusals(base: Metrics, mnist: float | None, not_digits: float | None = None) -> Metrics:
+    """`base` with the shares refused: of MNIST test, and of held-out "not a digit" labels."""
+    found = {name: {**values, "refused": None} for name, values in base.items()}
+    found[MNIST_TEST]["refused"] = mnist
+    if not_digits is not None:
+        found[NOT_A_DIGIT_HELD_OUT] = {
+            "n": 40,
+            "accuracy": None,
+            "ece": None,
+            "confident_wrong": None,
+            "refused": not_digits,
+        }
+    return found
+
+
+@pytest.mark.parametrize(
+    ("candidate", "holds"), [(0.003, True), (0.004, True), (0.0041, False), (0.02, False)]
+)
+def test_mnist_refusals_may_rise_by_at_most_a_tenth_of_a_point(
+    candidate: float, holds: bool
+) -> None:
+    outcome = verdict(
+        with_refusals(metrics(), 0.003), with_refusals(metrics(), candidate), n_labelled=600
+    )
+    assert outcome.promoted is holds
+    assert gate(outcome.reasons, "MNIST test refused").endswith("pass" if holds else "fail")
+
+
+@pytest.mark.parametrize(("candidate", "holds"), [(0.9, True), (0.95, True), (0.875, False)])
+def test_held_out_not_a_digit_labels_may_not_be_refused_less(candidate: float, holds: bool) -> None:
+    outcome = verdict(
+        with_refusals(metrics(), 0.003, not_digits=0.9),
+        with_refusals(metrics(), 0.003, not_digits=candidate),
+        n_labelled=600,
+    )
+    assert outcome.promoted is holds
+    assert len(outcome.reasons) == 6
+
+
+def test_a_candidate_that_lost_the_detector_is_not_promoted() -> None:
+    outcome = verdict(with_refusals(metrics(), 0.003), with_refusals(metrics(), None), 600)
+    assert not outcome.promoted
+    assert gate(outcome.reasons, "MNIST test refused").endswith("not measured (no rows): fail")
+
+
+def test_without_a_detector_there_is_no_refusal_gate() -> None:
+    outcome = verdict(with_refusals(metrics(), None), with_refusals(metrics(), None), 600)
+    assert outcome.promoted
+    assert len(outcome.reasons) == 4
+
+
+def test_measure_skips_accuracy_on_not_a_digit_rows(
+    small_result: TrainResult, tmp_path: Path
+) -> None:
+    images = np.random.default_rng(0).random((20, 28, 28), dtype=np.float32)
+    rows = {NOT_A_DIGIT_HELD_OUT: (images, np.full(20, NOT_A_DIGIT_LABEL))}
+    predictor = Predictor(export_onnx(small_result, "lenet5", tmp_path / "lenet5.onnx"))
+    assert measure(small_result, rows) == measure(predictor, rows)
+    assert measure(predictor, rows)[NOT_A_DIGIT_HELD_OUT] == {
+        "n": 20,
+        "accuracy": None,
+        "ece": None,
+        "confident_wrong": None,
+        "refused": None,  # this model cannot say "not a digit"
+    }

@@ -117,7 +117,7 @@ def test_service_feedback_is_stored_and_can_be_changed(
     assert (row.id, row.actual, row.prediction) == (result.id, 1, result.prediction)
 
 
-@pytest.mark.parametrize("actual", [True, False, "12", "a", "7", 12, -1, 3.0, None, 10**20])
+@pytest.mark.parametrize("actual", [True, False, "12", "a", "7", 12, -1, 3.0, 10**20])
 def test_service_feedback_rejects_anything_but_a_digit(
     make_digit: Callable[..., np.ndarray], service: PredictionService, actual: object
 ) -> None:
@@ -125,6 +125,22 @@ def test_service_feedback_rejects_anything_but_a_digit(
     with pytest.raises(InvalidDigitError, match="0 to 9"):
         service.submit_feedback(result.id, actual)  # type: ignore[arg-type]
     assert service.history().data[0].actual is None
+
+
+def test_service_feedback_none_says_not_a_digit_and_a_digit_replaces_it(
+    make_digit: Callable[..., np.ndarray], service: PredictionService
+) -> None:
+    result = service.predict(make_digit("one"), session_id="s1")
+
+    labelled = service.submit_feedback(result.id, None)
+    assert (labelled.actual, labelled.not_a_digit) == (None, True)
+    assert labelled.feedback_at is not None
+    stats = service.stats()
+    assert (stats.not_a_digit, stats.no_feedback, stats.total) == (1, 0, 1)
+
+    relabelled = service.submit_feedback(result.id, 1)
+    assert (relabelled.actual, relabelled.not_a_digit) == (1, False)
+    assert service.stats().not_a_digit == 0
 
 
 def test_service_feedback_accepts_numpy_integers(

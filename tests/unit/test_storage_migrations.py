@@ -30,7 +30,7 @@ def test_migrate_upgrade_twice_is_a_no_op(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
 
 
 def test_migrate_upgrade_from_several_starters_at_once_succeeds(database_url: str) -> None:

@@ -68,6 +68,18 @@ def test_outbox_round_trips_records_and_feedback_exactly(tmp_path: Path) -> None
     assert not outbox.has_pending() and outbox.count() == 0
 
 
+def test_outbox_round_trips_a_refusal_and_a_not_a_digit_label(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    refused = make_record().model_copy(update={"is_digit": False, "digit_probability": 0.02})
+    outbox.append_prediction(refused)
+    outbox.append_feedback(Feedback(uid=refused.uid, actual=None, feedback_at=T0))
+
+    applied = Collector()
+    assert outbox.drain(applied) == 2
+    assert applied.records == [refused]
+    assert applied.feedback == [Feedback(uid=refused.uid, actual=None, feedback_at=T0)]
+
+
 def test_outbox_empty_or_missing_folder_has_nothing_pending(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "never-made")
     assert not outbox.has_pending()

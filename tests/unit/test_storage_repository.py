@@ -26,6 +26,7 @@ from digitrec.storage import (
     prediction_logs,
     set_feedback,
 )
+from digitrec.storage.reports import labelled_predictions
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -126,10 +127,18 @@ def test_repository_count_outcomes_groups_actual_and_prediction(engine: Engine) 
     set_feedback(engine, Feedback(uid=records[0].uid, actual=1, feedback_at=T0))
     set_feedback(engine, Feedback(uid=records[2].uid, actual=7, feedback_at=T0))
 
+    set_feedback(engine, Feedback(uid=records[3].uid, actual=None, feedback_at=T0))
+
     assert sorted(count_outcomes(engine, "s1"), key=str) == sorted(
-        [(1, 1, 1), (None, 1, 1), (7, 2, 1), (None, 3, 1)], key=str
+        [
+            (1, 1, 1, False, True),
+            (None, 1, 1, False, True),
+            (7, 2, 1, False, True),
+            (None, 3, 1, True, True),
+        ],
+        key=str,
     )
-    assert sum(n for *_, n in count_outcomes(engine)) == 5
+    assert sum(o.rows for o in count_outcomes(engine)) == 5
 
 
 def test_repository_fetch_image_png_returns_bytes_or_none(engine: Engine) -> None:
@@ -229,3 +238,15 @@ def test_repository_every_database_error_is_storage_unavailable(engine: Engine) 
 def test_repository_check_writable_passes_and_writes_nothing(engine: Engine) -> None:
     check_writable(engine)
     assert list_predictions(engine)[1] == 0
+
+
+def test_learning_reads_rows_labelled_with_a_digit_or_as_not_a_digit(engine: Engine) -> None:
+    labelled, not_digit, unlabelled = make_record(3), make_record(4), make_record(5)
+    for record in (labelled, not_digit, unlabelled):
+        insert_prediction(engine, record)
+    set_feedback(engine, Feedback(uid=labelled.uid, actual=8, feedback_at=T0))
+    set_feedback(engine, Feedback(uid=not_digit.uid, actual=None, feedback_at=T0))
+
+    rows = {(r.prediction, r.actual) for r in labelled_predictions(engine)}
+
+    assert rows == {(3, 8), (4, None)}

@@ -105,11 +105,11 @@ class ApiClient:
         return ComparisonPublic.model_validate(answer)
 
     def submit_feedback(
-        self, prediction_id: str, actual: int, *, session_id: str | None = None
+        self, prediction_id: str, actual: int | None, *, session_id: str | None = None
     ) -> PredictionPublic:
-        """Record the true digit of one of `session_id`'s predictions."""
+        """Record the true digit of one of `session_id`'s predictions; None: not a digit."""
         path = f"/predictions/{quote(prediction_id, safe='')}/feedback"
-        body: dict[str, Any] = {"actual": actual}
+        body: dict[str, Any] = {"actual": actual} if actual is not None else {"not_a_digit": True}
         if session_id is not None:
             body["session_id"] = session_id
         try:

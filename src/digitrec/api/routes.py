@@ -136,7 +136,8 @@ def submit_feedback(
     service: ServiceDep,
     session_id: SessionDep,
 ) -> PredictionPublic:
-    """Record the true digit of a prediction; sending it again replaces it.
+    """Record the true digit of a prediction, or that it is not a digit
+    (`{"not_a_digit": true}`); sending a label again replaces it.
 
     Only the session that made the prediction may label it (`session_id` in the body or the
     query, or the X-Session-ID header); for any other the prediction is not found.

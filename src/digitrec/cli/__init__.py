@@ -121,6 +121,13 @@ def _package_model_dirs() -> tuple[Path, Path]:
     return root / "models", onnx_dir
 
 
+def _checkpoint_data(path: Path) -> str:
+    """What a checkpoint says it was trained on."""
+    import torch
+
+    return str(torch.load(path, map_location="cpu", weights_only=True).get("data", "unknown"))
+
+
 def _how_to_serve(name: str, onnx_dir: Path) -> str:
     return (
         f"serve it with DIGITREC_MODEL_DIR={onnx_dir} DIGITREC_DEFAULT_MODEL={name} digitrec app"
@@ -195,6 +202,74 @@ def train(
     )
     if not into_package:
         click.echo(_how_to_serve(name, onnx_dir))
+
+
+@main.command()
+@model_option
+@click.option(
+    "--letters",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Pen-drawn letters (JSON lines with strokes and writer) to learn from, split by writer.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="A few hundred images of each kind: checks the pipeline."
+)
+@out_dir_option
+@into_package_option
+@cache_option
+def detector(
+    name: str,
+    letters: Path | None,
+    dry_run: bool,
+    out_dir: Path | None,
+    into_package: bool,
+    cache_dir: Path | None,
+) -> None:
+    """Teach a trained model to say "not a digit", then write its checkpoint and ONNX file.
+
+    Reads NAME.pt from --out-dir (models/NAME.pt with --into-package), fits a detector on the
+    network's frozen features (the digits it answers do not change) and writes both files
+    back. Learns from letters of a share of the --letters writers (the rest are for measuring:
+    see bench/not_a_digit.py), rows of MNIST digits, scribbles, shapes and struck-out digits.
+
+    \b
+    Example:
+      digitrec detector --model default --letters ../shared/data/unipen-dev-letters.jsonl \\
+        --into-package
+    """
+    from digitrec.checkpoints import load_checkpoint, save_checkpoint
+    from digitrec.data import load_mnist
+    from digitrec.detection import DetectorConfig, fit_detector
+    from digitrec.export import export_onnx, parity_gap
+    from digitrec.negatives import split_by_writer
+    from digitrec.rendering import read_samples
+
+    checkpoint_dir, onnx_dir = _model_dirs(out_dir, into_package)
+    checkpoint = checkpoint_dir / f"{name}.pt"
+    if not checkpoint.is_file():
+        raise click.ClickException(f"no checkpoint at {checkpoint}: train one first")
+    result = load_checkpoint(checkpoint)
+    learn_letters = split_by_writer(read_samples(letters))[0] if letters else []
+    cache = _mnist_cache(cache_dir)
+    mnist = load_mnist(cache)
+    config = DetectorConfig(dry_run=dry_run)
+    try:
+        result.detector = fit_detector(
+            result.model, mnist, learn_letters, config, cache_dir=cache / "augmented"
+        )
+    except TypeError as exc:  # not a DigitNet
+        raise click.ClickException(f"{name}: {exc}") from exc
+    result.detector.metrics["letters"] = letters.name if letters else None
+    save_checkpoint(result, checkpoint, data_source=_checkpoint_data(checkpoint))
+    onnx_path = export_onnx(result, name, onnx_dir / f"{name}.onnx")
+    gap = parity_gap(result, onnx_path, mnist.test_x[:256] / 255)
+    refused = result.detector.metrics["refused"]
+    click.echo(
+        f"threshold {result.detector.threshold:.3f}; refused: "
+        + ", ".join(f"{kind} {share:.1%}" for kind, share in refused.items())
+        + f"; wrote {checkpoint} and {onnx_path} (torch/ONNX max gap {gap:.2e})"
+    )
 
 
 @main.command()

@@ -51,5 +51,5 @@ class Feedback(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     uid: str
-    actual: Digit
+    actual: Digit | None  # None: the person says the drawing is not a digit
     feedback_at: datetime

@@ -104,11 +104,12 @@ def _utc(value: datetime | str) -> datetime:
 
 
 def labelled_predictions(engine: Engine) -> list[RowMapping]:
-    """Every row a person labelled, oldest first: what learning from corrections reads."""
+    """Every row a person labelled (with a digit, or as not a digit), oldest first: what
+    learning from corrections reads."""
     c = prediction_logs.c
     query = (
         select(c.session_id, c.image_png, c.prediction, c.actual, c.feedback_at)
-        .where(c.actual.is_not(None))
+        .where(c.actual.is_not(None) | c.not_a_digit)
         .order_by(c.timestamp, c.id)
     )
     return run_in_transaction(engine, lambda conn: list(conn.execute(query).mappings()))

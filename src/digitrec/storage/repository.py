@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Update, false, func, insert, select, text, update
 from sqlalchemy import exc as sa_exc
@@ -102,16 +102,28 @@ def list_predictions(
     return run_in_transaction(engine, work)
 
 
-def count_outcomes(
-    engine: Engine, session_id: str | None = None
-) -> list[tuple[int | None, int, int]]:
-    """(actual, prediction, rows) for every pair present; actual is None for no feedback."""
+class Outcome(NamedTuple):
+    """How many rows share a label and an answer."""
+
+    actual: int | None  # the person's digit; None: no feedback, or not a digit
+    prediction: int
+    rows: int
+    not_a_digit: bool = False  # the person said it is not a digit
+    is_digit: bool = True  # the model's decision
+
+
+def count_outcomes(engine: Engine, session_id: str | None = None) -> list[Outcome]:
+    """The rows counted per label and answer: every combination present."""
     c = prediction_logs.c
-    query = select(c.actual, c.prediction, func.count()).group_by(c.actual, c.prediction)
+    keys = (c.actual, c.prediction, c.not_a_digit, c.is_digit)
+    query = select(*keys, func.count()).group_by(*keys)
     if session_id is not None:
         query = query.where(c.session_id == session_id)
     rows = run_in_transaction(engine, lambda conn: conn.execute(query).all())
-    return [(actual, int(prediction), int(n)) for actual, prediction, n in rows]
+    return [
+        Outcome(actual, int(prediction), int(n), bool(not_digit), bool(is_digit))
+        for actual, prediction, not_digit, is_digit, n in rows
+    ]
 
 
 def fetch_image_png(engine: Engine, uid: str, session_id: str | None = None) -> bytes | None:
@@ -181,7 +193,11 @@ def _feedback_update(feedback: Feedback) -> Update:
         update(prediction_logs)
         .where(c.uid == feedback.uid)
         .where(c.feedback_at.is_(None) | (c.feedback_at <= feedback.feedback_at))
-        .values(actual=feedback.actual, feedback_at=feedback.feedback_at)
+        .values(
+            actual=feedback.actual,
+            not_a_digit=feedback.actual is None,
+            feedback_at=feedback.feedback_at,
+        )
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,9 +83,15 @@ class PredictionLog(Base):
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)  # 10 floats summing to 1
     latency_ms: Mapped[float] = mapped_column(Float)  # preprocessing plus inference
+    # The model's "not a digit" detector: probability of one digit (None: no detector), and
+    # its decision (rows logged before it are digits).
+    digit_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    is_digit: Mapped[bool] = mapped_column(Boolean, server_default=true())
     image_png: Mapped[bytes] = mapped_column(LargeBinary)  # the 28x28 model input
     canvas_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    actual: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no feedback
+    actual: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no digit given
+    # The person said the drawing is not a digit (then `actual` is None, `feedback_at` set).
+    not_a_digit: Mapped[bool] = mapped_column(Boolean, server_default=false())
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (

@@ -7,7 +7,13 @@ from typing import Protocol
 from digitrec.config import Settings
 from digitrec.contract import StorageUnavailableError
 from digitrec.preprocessing import ImageSource
-from digitrec.schemas import InsightsPublic, PredictionPublic, PredictionsPublic, StatsPublic
+from digitrec.schemas import (
+    ComparisonPublic,
+    InsightsPublic,
+    PredictionPublic,
+    PredictionsPublic,
+    StatsPublic,
+)
 
 # Failures the page reports as "cannot be reached right now" instead of as errors: the
 # database is down (either client), or the model service is (ConnectionError, over HTTP).
@@ -26,8 +32,16 @@ class DigitClient(Protocol):
         idempotency_key: str | None = None,
     ) -> PredictionPublic: ...
 
+    def compare(
+        self,
+        image: ImageSource,
+        *,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ComparisonPublic: ...
+
     def submit_feedback(
-        self, prediction_id: str, actual: int, *, session_id: str | None = None
+        self, prediction_id: str, actual: int | None, *, session_id: str | None = None
     ) -> PredictionPublic: ...
 
     def history(

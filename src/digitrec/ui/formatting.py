@@ -7,7 +7,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 from digitrec.contract import StorageUnavailableError
-from digitrec.schemas import PredictionPublic, StatsPublic
+from digitrec.schemas import ComparisonPublic, PredictionPublic, StatsPublic
 
 # Below this calibrated confidence the page names the two likeliest digits.
 LOW_CONFIDENCE = 0.6
@@ -15,6 +15,8 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # What a phone must show without scrolling sideways comes first; the time last.
 HISTORY_COLUMNS = ("Index", "Prediction", "Actual", "Confidence", "Model", "Time")
 INVALID_DIGIT_MESSAGE = "Enter a single digit from 0 to 9"
+NOT_A_DIGIT_MESSAGE = "That doesn't look like a single digit — draw one digit, large"
+NOT_A_DIGIT = "not a digit"  # how the history shows a refusal, or such a label
 EMPTY_MESSAGE = "The slate is empty: draw a digit first, then press Predict."
 DRAW_ADVICE = "draw one digit, large and centred, then press Predict."
 EMPTY_REASON = "nothing is drawn"  # the service's reason for an empty slate
@@ -66,10 +68,17 @@ def percent(fraction: float) -> str:
 
 
 def prediction_line(result: PredictionPublic) -> str:
+    if not result.is_digit:
+        return NOT_A_DIGIT_MESSAGE
     return f"Prediction: {result.prediction}"
 
 
 def confidence_line(result: PredictionPublic) -> str:
+    if not result.is_digit and result.digit_probability is not None:
+        return (
+            f"Chance it is one digit: {percent(result.digit_probability)} · closest digit "
+            f"{result.prediction} ({percent(result.confidence)})"
+        )
     return f"Confidence: {percent(result.confidence)}"
 
 
@@ -81,7 +90,7 @@ def top_two(probabilities: Sequence[float]) -> tuple[int, int]:
 
 def uncertainty_note(result: PredictionPublic) -> str | None:
     """A hedge for a low-confidence answer, naming the two likeliest digits."""
-    if result.confidence >= LOW_CONFIDENCE:
+    if result.confidence >= LOW_CONFIDENCE or not result.is_digit:
         return None
     first, second = top_two(result.probabilities)
     return f"Not sure — is it a {first} or a {second}?"
@@ -103,14 +112,54 @@ def history_rows(
     return [
         {
             "Index": count - position,
-            "Prediction": p.prediction,
-            "Actual": "" if p.actual is None else str(p.actual),
+            "Prediction": str(p.prediction) if p.is_digit else NOT_A_DIGIT,
+            "Actual": actual_label(p),
             "Confidence": percent(p.confidence),
             "Model": model_label(p),
             "Time": local_time(p.timestamp, zone),
         }
         for position, p in enumerate(predictions)
     ]
+
+
+def actual_label(result: PredictionPublic) -> str:
+    """The person's label as the history shows it: a digit, "not a digit", or nothing."""
+    if result.not_a_digit:
+        return NOT_A_DIGIT
+    return "" if result.actual is None else str(result.actual)
+
+
+COMPARISON_COLUMNS = ("Model", "Answer", "Confidence", "One digit", "Latency")
+
+
+def comparison_rows(comparison: ComparisonPublic) -> list[dict[str, Any]]:
+    """One row per model: its answer to the drawing, how sure, how fast."""
+    return [
+        {
+            "Model": model_label(p),
+            "Answer": str(p.prediction) if p.is_digit else NOT_A_DIGIT,
+            "Confidence": percent(p.confidence),
+            "One digit": "" if p.digit_probability is None else percent(p.digit_probability),
+            "Latency": f"{p.latency_ms:.1f} ms",
+        }
+        for p in comparison.predictions
+    ]
+
+
+# One line per model, from its card (models/NAME.md): what the model selector shows.
+MODEL_SUMMARIES = {
+    "default": "two small batch-norm CNNs trained on drawing-like digits; says 'not a digit'",
+    "seed-cnn": "the reference app's two-layer CNN, retrained",
+    "lenet5": "LeNet-5 (LeCun et al., 1998), ReLU and max-pooling",
+    "vit": "a small Vision Transformer, 4x4 patches",
+    "capsnet": "Efficient-CapsNet: capsules with self-attention routing",
+}
+
+
+def model_option(name: str) -> str:
+    """A model as the selector lists it: its name and one line on what it is."""
+    summary = MODEL_SUMMARIES.get(name)
+    return f"{name} — {summary}" if summary else name
 
 
 def local_time(moment: datetime, zone: tzinfo | None) -> str:
@@ -147,6 +196,8 @@ def feedback_line(stats: StatsPublic) -> str:
 
 
 def feedback_thanks(result: PredictionPublic) -> str:
-    if result.actual == result.prediction:
+    if result.not_a_digit:
+        return "Thanks: recorded as not a digit."
+    if result.actual == result.prediction and result.is_digit:
         return f"Thanks: {result.actual} confirmed."
     return f"Thanks: recorded {result.actual} as the right answer."

@@ -58,6 +58,7 @@ def render_reading(state: PageState, client: DigitClient, *, session_id: str, mo
     reading.serve_press(state, client, events.press, session_id=session_id, model=model)
     with result_column:
         reading.render_result(state, model)
+        reading.render_comparison(state, client, model)
     reading.render_feedback(state, client, model)
     sections.render_history(client, session_id, state)
 

@@ -114,6 +114,44 @@ def render_result(state: PageState, model: str) -> None:
     st.vega_lite_chart(charts.probabilities(result.probabilities), width="stretch")
 
 
+def render_comparison(state: PageState, client: DigitClient, model: str) -> None:
+    """Every model's answer to the drawing on screen, side by side, once asked for."""
+    if state.result is None or state.served_png is None or state.is_stale(model):
+        return
+    st.button(
+        "Compare models",
+        key="compare",
+        icon=":material/compare_arrows:",
+        help="Read this drawing with every model; each answer is logged.",
+        on_click=_compare,
+        args=(state, client),
+    )
+    comparison = state.comparison
+    if comparison is not None:
+        with st.container(key="comparison"):
+            st.dataframe(
+                formatting.comparison_rows(comparison),
+                hide_index=True,
+                column_order=formatting.COMPARISON_COLUMNS,
+                width="stretch",
+            )
+
+
+def _compare(state: PageState, client: DigitClient) -> None:
+    png, request = state.served_png, state.served_request
+    result = state.result
+    if png is None or request is None or result is None:
+        return
+    try:
+        state.comparison = client.compare(
+            png,
+            session_id=result.session_id,
+            idempotency_key=idempotency_key(f"compare:{request}"),
+        )
+    except UNAVAILABLE_ERRORS as exc:
+        state.feedback_notice = Notice("warning", formatting.unavailable_message(exc, "predict"))
+
+
 def _upscaled(image: np.ndarray) -> Image.Image:
     pixels = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     return Image.fromarray(pixels, mode="L").resize(
@@ -128,8 +166,9 @@ def render_feedback(state: PageState, client: DigitClient, model: str) -> None:
     if result is None or state.is_stale(model):
         st.caption("Predict a digit first, then confirm or correct it here.")
         return
+    answer = result.prediction if result.is_digit else formatting.NOT_A_DIGIT
     st.caption(
-        f"Which digit did you draw? This labels the prediction above ({result.prediction}, "
+        f"Which digit did you draw? This labels the prediction above ({answer}, "
         f"model {formatting.model_label(result)}). One click records it; click another to "
         "change it."
     )
@@ -144,6 +183,13 @@ def render_feedback(state: PageState, client: DigitClient, model: str) -> None:
                 on_click=_send_feedback,
                 args=(state, client, digit),
             )
+        st.button(
+            "Not a digit",
+            key="not-a-digit",
+            icon=":material/check:" if result.not_a_digit else None,
+            on_click=_send_feedback,
+            args=(state, client, None),
+        )
     with st.form("typed_feedback", clear_on_submit=True, border=False, enter_to_submit=True):
         st.text_input(
             "Correct digit if incorrect:", key=FEEDBACK_TEXT_KEY, placeholder="0-9", max_chars=3
@@ -166,7 +212,8 @@ def _submit_typed(state: PageState, client: DigitClient) -> None:
     _send_feedback(state, client, digit)
 
 
-def _send_feedback(state: PageState, client: DigitClient, digit: int) -> None:
+def _send_feedback(state: PageState, client: DigitClient, digit: int | None) -> None:
+    """Label the result on screen with `digit`; None: the drawing is not a digit."""
     result = state.result
     if result is None:
         return

@@ -32,6 +32,7 @@ def render_sidebar(client: DigitClient, settings: Settings, state: PageState) ->
             "Model",
             models,
             index=models.index(default),
+            format_func=formatting.model_option,
             key="model",
             help="Which trained network reads the digit; the choice is logged with each one.",
             on_change=state.choose_model,

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from digitrec.schemas import PredictionPublic, PredictionsPublic, StatsPublic, new_session_id
+from digitrec.schemas import (
+    ComparisonPublic,
+    PredictionPublic,
+    PredictionsPublic,
+    StatsPublic,
+    new_session_id,
+)
 from digitrec.ui.slate import Press
 
 _RESULT = "result"
@@ -30,6 +36,8 @@ _NOTICE = "notice"
 _FEEDBACK_NOTICE = "feedback_notice"
 _SESSION_ID = "session_id"
 _REPREDICT = "repredict"
+_PNG = "served_png"  # the picture of the result on screen, for a comparison
+_COMPARISON = "comparison"
 
 
 class Action(Enum):
@@ -78,7 +86,8 @@ class PageState:
 
     def clear_slate(self) -> None:
         """Forget the result shown for the drawing the slate no longer holds."""
-        for key in (_RESULT, _PREVIEW, _DRAWING, _SERVED, _NOTICE, _FEEDBACK_NOTICE):
+        keys = (_RESULT, _PREVIEW, _DRAWING, _SERVED, _NOTICE, _FEEDBACK_NOTICE, _PNG, _COMPARISON)
+        for key in keys:
             self._store.pop(key, None)
 
     def next_action(self, press: Press | None, model: str) -> Action:
@@ -90,6 +99,8 @@ class PageState:
         self._store[_RESULT] = result
         self._store.pop(_PREVIEW, None)
         self._store[_DRAWING] = press.png
+        self._store[_PNG] = press.png
+        self._store.pop(_COMPARISON, None)
         self._store[_SERVED] = request_key(press, model)
         self._store.pop(_NOTICE, None)
         self._store.pop(_FEEDBACK_NOTICE, None)
@@ -147,6 +158,26 @@ class PageState:
         drawing = self._store.pop(_DRAWING, None)
         if drawing is not None:
             self._store[_PREVIEW] = preprocess(drawing)
+
+    @property
+    def served_png(self) -> bytes | None:
+        """The picture the result on screen answers (what a comparison reads)."""
+        return self._store.get(_PNG)
+
+    @property
+    def served_request(self) -> str | None:
+        """The request key of the result on screen."""
+        return self._store.get(_SERVED)
+
+    @property
+    def comparison(self) -> ComparisonPublic | None:
+        """Every model's answer to the drawing on screen, once asked for."""
+        return self._store.get(_COMPARISON)
+
+    @comparison.setter
+    def comparison(self, value: ComparisonPublic) -> None:
+        self._store[_COMPARISON] = value
+        self.forget_history()
 
     @property
     def notice(self) -> Notice | None:

@@ -1,0 +1,308 @@
+"""Teach a trained DigitNet ensemble to say "not a digit": fit its detector on frozen features.
+
+The classifier is left as it is (its digits and confidences do not move); a small detector
+(`models.DigitDetector`) learns from the classifier's last feature maps to tell one digit from
+what is not one. Digits: MNIST training digits as they are, through `to_mnist`, drawing-like
+copies, and copies re-inked with one round pen as the slate draws. Not digits (`negatives`):
+pen-drawn letters of some writers, rows of two or three MNIST digits, scribbles, shapes and
+struck-out digits. A fifth of the not-digits (and of the letter writers) is held back to
+calibrate the detector's probability on an even mix; the refusal threshold is then set so that
+at most a small share of the *validation* digits is refused in each of their forms, never on
+MNIST test or a pen-drawn set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from digitrec import negatives
+from digitrec.augmentation import AugmentConfig, augmented_copies, preprocess_all
+from digitrec.calibration import sigmoid
+from digitrec.data import Mnist
+from digitrec.models import (
+    MNIST_MEAN,
+    MNIST_STD,
+    DigitDetector,
+    Standardised,
+    digitnet_members,
+    feature_maps,
+)
+from digitrec.preprocessing import PreprocessingError, to_mnist
+from digitrec.rendering import render
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How much of each kind to learn from, and how to fit the detector."""
+
+    digits: int = 50_000  # MNIST training digits: as they are, preprocessed, varied, re-inked
+    letter_renders: int = 4  # each learning letter drawn this many times (other pens, slants)
+    rows: int = 12_000  # two or three digits on one line
+    scribbles: int = 8_000
+    shapes: int = 6_000
+    crossed_out: int = 6_000
+    held_back: float = 0.2  # of the not-digits (letters: of their writers), for calibration
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    # Of the validation digits, in each of their forms (as they are, preprocessed, drawing-like,
+    # re-inked), at most this share is refused: the threshold is the lowest of the quantiles.
+    refuse_share: float = 0.002
+    seed: int = 0
+    dry_run: bool = False  # a few hundred images of each kind: checks the pipeline
+
+
+@dataclass
+class DetectorFit:
+    """A fitted detector, its calibration, the threshold and what it was measured to do."""
+
+    detector: DigitDetector
+    scale: float  # calibrated digit logit = scale * raw logit + shift
+    shift: float
+    threshold: float  # a drawing whose probability of one digit is below this is refused
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def payload(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it."""
+        return {
+            "state_dict": self.detector.state_dict(),
+            "scale": self.scale,
+            "shift": self.shift,
+            "threshold": self.threshold,
+            "metrics": self.metrics,
+            "config": asdict(self.config),
+        }
+
+    @classmethod
+    def from_payload(cls, saved: dict[str, Any], channels: int) -> DetectorFit:
+        detector = DigitDetector(channels)
+        detector.load_state_dict(saved["state_dict"])
+        detector.eval()
+        config = DetectorConfig(**saved.get("config", {}))
+        return cls(
+            detector, saved["scale"], saved["shift"], saved["threshold"], saved["metrics"], config
+        )
+
+
+def mnist_form(canvases: Iterable[np.ndarray]) -> np.ndarray:
+    """Drawings as the model sees them, (N, 28, 28) float32; those refused as empty dropped."""
+    images = []
+    for canvas in canvases:
+        try:
+            images.append(to_mnist(canvas))
+        except PreprocessingError:  # a mark too small: refused before the model anyway
+            continue
+    return np.stack(images).astype(np.float32) if images else np.zeros((0, 28, 28), np.float32)
+
+
+def not_digits(
+    letters: Sequence[dict[str, Any]],
+    digits: np.ndarray,
+    config: DetectorConfig,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Each kind of not-a-digit in MNIST form. `digits`: MNIST-form digits to build rows from."""
+    share = 0.05 if config.dry_run else 1.0
+
+    def count(n: int) -> int:
+        return max(4, int(n * share))
+
+    def row() -> np.ndarray:
+        picked = rng.integers(0, len(digits), int(rng.integers(2, 4)))
+        return negatives.digit_row([digits[i] for i in picked], rng)
+
+    renders = 1 if config.dry_run else config.letter_renders
+    return {
+        "letters": mnist_form(
+            render(negatives.varied(s["strokes"], rng), rng)
+            for _ in range(renders)
+            for s in letters[: count(len(letters))]
+        ),
+        "digit rows": mnist_form(row() for _ in range(count(config.rows))),
+        "scribbles": mnist_form(
+            render(negatives.scribble(rng), rng) for _ in range(count(config.scribbles))
+        ),
+        "shapes": mnist_form(
+            render(negatives.varied(negatives.shape(rng), rng), rng)
+            for _ in range(count(config.shapes))
+        ),
+        "crossed out": mnist_form(
+            negatives.crossed_out(digits[i], rng)
+            for i in rng.integers(0, len(digits), count(config.crossed_out))
+        ),
+    }
+
+
+def digit_forms(
+    images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: Any
+) -> dict[str, np.ndarray]:
+    """MNIST digits the ways the classifier learnt them (plain, preprocessed, drawing-like) and
+    re-inked with one round pen, as the slate draws (what the detector must keep most)."""
+    (varied,) = augmented_copies(images, labels, 1, seed, cache_dir)
+    (reinked,) = augmented_copies(
+        images, labels, 1, seed, cache_dir, config=AugmentConfig(reink=True)
+    )
+    return {
+        "plain": images.astype(np.float32) / 255,
+        "preprocessed": preprocess_all(images),
+        "drawing-like": varied,
+        "re-inked": reinked,
+    }
+
+
+def maps_of(model: Standardised, images: np.ndarray, batch: int = 500) -> torch.Tensor:
+    """The classifier's last feature maps for MNIST-form images, float16 to save memory."""
+    members = digitnet_members(model.net)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(images[start : start + batch]).float()[:, None]
+            out.append(feature_maps(members, (x - MNIST_MEAN) / MNIST_STD).half())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def fit_detector(
+    model: Standardised,
+    mnist: Mnist,
+    letters: Sequence[dict[str, Any]],
+    config: DetectorConfig,
+    cache_dir: Any = None,
+) -> DetectorFit:
+    """Fit, calibrate and measure a detector on `model`'s frozen features.
+
+    `letters`: pen-drawn letters of the writers it may learn from (none: synthesised kinds
+    only); a fifth of those writers is held back for calibration.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model.eval()
+    n = 300 if config.dry_run else config.digits
+    train_x, train_y = mnist.split("train")
+    val_x, val_y = mnist.split("val")
+    if config.dry_run:
+        val_x, val_y = val_x[:300], val_y[:300]
+    logger.info("drawing digits and not-digits to learn from")
+    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir)
+    learn_letters, calibrate_letters = negatives.split_by_writer(
+        letters, config.held_back, salt="calibration"
+    )
+    learn_kinds = not_digits(learn_letters, digits["drawing-like"], config, rng)
+    held_kinds = _held_back(learn_kinds, config.held_back, rng)
+    held_kinds["letters"] = not_digits(calibrate_letters, digits["drawing-like"], config, rng)[
+        "letters"
+    ]
+    val_digits = digit_forms(val_x, val_y, config.seed + 1, cache_dir)
+
+    logger.info("reading the classifier's features")
+    positives = torch.cat([maps_of(model, x) for x in digits.values()])
+    negatives_ = torch.cat([maps_of(model, x) for x in learn_kinds.values() if len(x)])
+    detector = DigitDetector(positives.shape[1])
+    _train(detector, positives, negatives_, config)
+
+    raw = {f"digits {k}": _logits(detector, maps_of(model, x)) for k, x in val_digits.items()}
+    held = {k: _logits(detector, maps_of(model, x)) for k, x in held_kinds.items() if len(x)}
+    scale, shift = _calibrate(
+        np.concatenate(list(raw.values())), np.concatenate(list(held.values()))
+    )
+    probs = {k: sigmoid(scale * v + shift) for k, v in {**raw, **held}.items()}
+    threshold = min(float(np.quantile(probs[k], config.refuse_share)) for k in raw)
+    test_x = mnist.split("test")[0][: 300 if config.dry_run else None]
+    test = sigmoid(
+        scale * _logits(detector, maps_of(model, test_x.astype(np.float32) / 255)) + shift
+    )
+    metrics = {
+        "refused": {k: float((p < threshold).mean()) for k, p in probs.items()},
+        "mnist_test_refused": float((test < threshold).mean()),
+        "counts": {
+            "digits learnt": len(positives),
+            **{f"{k} learnt": len(v) for k, v in learn_kinds.items()},
+            **{f"{k} held back": len(v) for k, v in held_kinds.items()},
+        },
+        "letter_writers": {
+            "learnt": _writers(learn_letters),
+            "held back": _writers(calibrate_letters),
+        },
+    }
+    logger.info("threshold %.3f; refused %s", threshold, metrics["refused"])
+    return DetectorFit(detector.eval(), scale, shift, threshold, metrics, config)
+
+
+def _held_back(
+    kinds: dict[str, np.ndarray], share: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Move `share` of each synthesised kind out of `kinds` (in place) and return it."""
+    held = {}
+    for kind, images in list(kinds.items()):
+        if kind == "letters":  # held back by writer instead
+            continue
+        order = rng.permutation(len(images))
+        cut = int(len(images) * share)
+        held[kind], kinds[kind] = images[order[:cut]], images[order[cut:]]
+    return held
+
+
+def _writers(samples: Sequence[dict[str, Any]]) -> int:
+    return len({s["writer"] for s in samples})
+
+
+def _train(
+    detector: DigitDetector,
+    positives: torch.Tensor,
+    negatives_: torch.Tensor,
+    config: DetectorConfig,
+) -> None:
+    """Class-balanced logistic loss: digits and not-digits weigh the same in total."""
+    x = torch.cat([positives, negatives_])
+    y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives_))])
+    weight = torch.where(y == 1, len(x) / (2 * len(positives)), len(x) / (2 * len(negatives_)))
+    optimizer = torch.optim.AdamW(
+        detector.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    epochs = 2 if config.dry_run else config.epochs
+    detector.train()
+    for _ in tqdm(range(epochs), desc="detector", unit="epoch"):
+        for batch in torch.randperm(len(x)).split(config.batch_size):
+            loss = F.binary_cross_entropy_with_logits(
+                detector(x[batch].float()), y[batch], weight=weight[batch]
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    detector.eval()
+
+
+def _logits(detector: DigitDetector, maps: torch.Tensor, batch: int = 2000) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate(
+            [detector(maps[i : i + batch].float()).numpy() for i in range(0, len(maps), batch)]
+        )
+
+
+def _calibrate(digit_logits: np.ndarray, other_logits: np.ndarray) -> tuple[float, float]:
+    """Platt scaling on an even mix of held-back digits and not-digits: (scale, shift)."""
+    x = torch.from_numpy(np.concatenate([digit_logits, other_logits])).double()
+    y = torch.cat([torch.ones(len(digit_logits)), torch.zeros(len(other_logits))]).double()
+    weight = torch.where(y == 1, len(x) / (2 * len(digit_logits)), len(x) / (2 * len(other_logits)))
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=200)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(params[0] * x + params[1], y, weight=weight)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(params[0].detach()), float(params[1].detach())
