@@ -20,12 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from digitrec.contract import StorageUnavailableError
 from digitrec.inference import Predictor, available_models, load_predictor, shipped_model_dir
 from digitrec.storage.registry import (
+    CANDIDATE,
     CHAMPION,
     ChampionRef,
     champions,
     fetch_onnx,
     list_versions,
     register_version,
+    sha256_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,27 +127,50 @@ class ModelStore:
 
 
 def register_shipped_models(engine: Engine, model_dir: Path | None) -> list[str]:
-    """Register each model file the registry does not know yet as its version 1 champion."""
-    known = {row.name for row in list_versions(engine)}
+    """Register each model file the registry does not hold yet.
+
+    A name the registry does not know gets the file as its version 1 champion. A file that
+    differs from every version of a known name (a newer release) becomes the next version: the
+    champion if the serving one was shipped too, else a candidate, since a champion learned
+    here must not be replaced behind its operator's back.
+    """
+    versions: dict[str, list[Any]] = {}
+    for row in list_versions(engine):
+        versions.setdefault(row.name, []).append(row)
     added = []
     for name in available_models(model_dir):
-        if name in known:
-            continue
-        predictor = load_predictor(name, model_dir)
         path = (model_dir or shipped_model_dir()) / f"{name}.onnx"
-        metadata = predictor.metadata
+        data = path.read_bytes()
+        known = versions.get(name, [])
+        if any(row.sha256 == sha256_of(data) for row in known):
+            continue
+        serving = next((row for row in known if row.status == CHAMPION), None)
+        replaces = serving is None or bool(dict(serving.trained_on).get("shipped"))
+        number = max((row.version for row in known), default=0) + 1
+        if not known:
+            by, reason = "digitrec (first start)", "the model shipped with the app"
+        elif replaces:
+            by, reason = "digitrec (start-up)", "a newer model shipped with the app"
+        else:
+            by = "digitrec (start-up)"
+            reason = (
+                "a newer model shipped with the app; the champion was learned here, so it waits:"
+                f" digitrec models promote {name} {number}"
+            )
+        metadata = load_predictor(name, model_dir).metadata
         try:
             register_version(
                 engine,
                 name,
-                path.read_bytes(),
+                data,
                 temperature=float(metadata.get("temperature", 1.0)),
                 metrics=_as_dict(metadata.get("metrics")),
                 trained_on={"shipped": True, "recipe": metadata.get("recipe")},
-                status=CHAMPION,
-                by="digitrec (first start)",
-                reason="the model shipped with the app",
-                version=1,  # only ever once: a second starter's insert fails on (name, 1)
+                status=CHAMPION if replaces else CANDIDATE,
+                by=by,
+                reason=reason,
+                # Fixed: a second replica starting at the same moment fails on (name, number).
+                version=number,
             )
         except StorageUnavailableError as exc:
             if isinstance(exc.__cause__, IntegrityError):

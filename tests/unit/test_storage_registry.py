@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import write_tiny_onnx
 from sqlalchemy import Engine, update
 
 from digitrec.contract import UnknownModelError
@@ -129,3 +130,43 @@ def test_replicas_starting_together_register_each_model_once(
         list(pool.map(lambda _: register_shipped_models(engine, tiny_model_dir), range(4)))
     versions = [(row.name, row.version, row.status) for row in list_versions(engine)]
     assert versions == [("default", 1, CHAMPION), ("lenet5", 1, CHAMPION)]
+
+
+def _newer_release(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """The tiny model folder with another default.onnx, as a newer release would ship it."""
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "lenet5.onnx").write_bytes((tiny_model_dir / "lenet5.onnx").read_bytes())
+    write_tiny_onnx(folder / "default.onnx", seed=5)
+    return folder
+
+
+def test_a_newer_shipped_model_replaces_a_shipped_champion(
+    engine: Engine, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    register_shipped_models(engine, tiny_model_dir)
+
+    assert register_shipped_models(engine, _newer_release(tmp_path, tiny_model_dir)) == ["default"]
+
+    assert champions(engine)["default"].version == 2
+    statuses = {(r.name, r.version): r.status for r in list_versions(engine)}
+    assert statuses == {
+        ("default", 2): CHAMPION,
+        ("default", 1): RETIRED,
+        ("lenet5", 1): CHAMPION,
+    }
+    assert register_shipped_models(engine, tmp_path / "release") == []  # once
+
+
+def test_a_newer_shipped_model_waits_behind_a_champion_learned_here(
+    engine: Engine, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    register_shipped_models(engine, tiny_model_dir)
+    learned = _register(engine, (tiny_model_dir / "lenet5.onnx").read_bytes(), CHAMPION)
+
+    register_shipped_models(engine, _newer_release(tmp_path, tiny_model_dir))
+
+    assert champions(engine)["default"].version == learned
+    (newest, *_) = list_versions(engine, "default")
+    assert (newest.version, newest.status) == (learned + 1, CANDIDATE)
+    assert f"digitrec models promote default {learned + 1}" in newest.status_reason
