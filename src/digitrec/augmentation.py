@@ -19,7 +19,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,10 +46,6 @@ class AugmentConfig:
     elastic: float = 0.05  # std of a 4x4 displacement field, in units of half the field
     pen_steps: tuple[int, ...] = (-2, -1, 0, 0, 1, 2, 3)  # erode (<0) / dilate (>0), work px
     style_p: float = 0.5  # chance that a 0, 1 or 7 gets its European style stroke
-    # Redraw each digit as the slate draws: its strokes thinned to a line, then inked again
-    # with one round pen of one width (in place of eroding or dilating the scanned ink).
-    reink: bool = False
-    reink_pen: tuple[int, int] = (6, 22)  # pen diameter range, work px (the slate's 10-26 px)
 
 
 def augment(
@@ -64,11 +59,7 @@ def augment(
     big = _enlarge(images)  # (N, 1, 112, 112) float32
     big = _add_style_strokes(big, labels, rng, config.style_p)
     big = _warp(big, rng, config)
-    big = (
-        _reink(big, rng, config.reink_pen)
-        if config.reink
-        else _change_pen(big, rng, config.pen_steps)
-    )
+    big = _change_pen(big, rng, config.pen_steps)
     out = np.empty((len(images), 28, 28), dtype=np.float32)
     for i, (canvas, original) in enumerate(zip(big[:, 0].numpy(), images, strict=True)):
         try:
@@ -90,11 +81,9 @@ def augmented_copies(
     seed: int,
     cache_dir: Path | None,
     workers: int = 2,
-    config: AugmentConfig | None = None,
 ) -> list[np.ndarray]:
     """`copies` drawing-like versions of the set, (N, 28, 28) float32 each, cached on disk."""
-    config = config or AugmentConfig()
-    key = _cache_key(images, seed, config)
+    key = _cache_key(images, seed)
     out = []
     for c in range(copies):
         path = cache_dir / f"augmented-{key}-{c}.npy" if cache_dir else None
@@ -106,7 +95,6 @@ def augmented_copies(
                 images[i : i + CHUNK_DIGITS],
                 labels[i : i + CHUNK_DIGITS],
                 seed * 100_003 + c * 1_009 + i,
-                config,
             )
             for i in range(0, len(images), CHUNK_DIGITS)
         ]
@@ -118,17 +106,15 @@ def augmented_copies(
     return out
 
 
-def _cache_key(images: np.ndarray, seed: int, config: AugmentConfig) -> str:
-    """Covers the data, the seed, the config and the code that makes the copies (this module
-    and `to_mnist`)."""
+def _cache_key(images: np.ndarray, seed: int) -> str:
+    """Covers the data, the seed and the code that makes the copies (this module and `to_mnist`)."""
     code = b"".join(Path(m).read_bytes() for m in (__file__, preprocessing.__file__ or ""))
-    settings = "" if config == AugmentConfig() else repr(config)  # the default keeps old keys
-    data = images.tobytes()[:1_000_000] + f"{len(images)}-{seed}{settings}".encode()
+    data = images.tobytes()[:1_000_000] + f"{len(images)}-{seed}".encode()
     return hashlib.sha256(data + code).hexdigest()[:12]
 
 
 def _augment_chunks(
-    chunks: list[tuple[np.ndarray, np.ndarray, int, AugmentConfig]], workers: int
+    chunks: list[tuple[np.ndarray, np.ndarray, int]], workers: int
 ) -> list[np.ndarray]:
     """Each chunk augmented with its own seed: in this process when there is only one."""
     if len(chunks) <= 1 or workers <= 1:
@@ -147,9 +133,9 @@ def _augment_chunks(
         return [_augment_chunk(chunk) for chunk in chunks]
 
 
-def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int, AugmentConfig]) -> np.ndarray:
-    images, labels, seed, config = args
-    return augment(images, labels, np.random.default_rng(seed), config)
+def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    images, labels, seed = args
+    return augment(images, labels, np.random.default_rng(seed))
 
 
 def _enlarge(images: np.ndarray) -> torch.Tensor:
@@ -193,25 +179,6 @@ def _change_pen(x: torch.Tensor, rng: np.random.Generator, steps: tuple[int, ...
             out[idx] = F.max_pool2d(part, k, stride=1, padding=k // 2)
         else:
             out[idx] = -F.max_pool2d(-part, k, stride=1, padding=k // 2)
-    return out
-
-
-def _reink(x: torch.Tensor, rng: np.random.Generator, pen: tuple[int, int]) -> torch.Tensor:
-    """Thin each digit's strokes to a line (a morphological skeleton) and ink that line again
-    with a round pen of one random diameter, anti-aliased: how the slate draws."""
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    out = torch.empty_like(x)
-    for i, image in enumerate(x[:, 0].numpy()):
-        remaining = (image > 0.5).astype(np.uint8)
-        line = np.zeros_like(remaining)
-        while cv2.countNonZero(remaining):
-            eroded = cv2.erode(remaining, cross)
-            line |= cv2.subtract(remaining, cv2.dilate(eroded, cross))  # what opening removes
-            remaining = eroded
-        size = int(rng.integers(pen[0], pen[1] + 1)) | 1  # odd: centred on the line
-        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-        inked = cv2.dilate(line, disk).astype(np.float32)
-        out[i, 0] = torch.from_numpy(cv2.GaussianBlur(inked, (3, 3), 0))
     return out
 
 

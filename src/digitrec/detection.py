@@ -2,13 +2,12 @@
 
 The classifier is left as it is (its digits and confidences do not move); a small detector
 (`models.DigitDetector`) learns from the classifier's last feature maps to tell one digit from
-what is not one. Digits: MNIST training digits as they are, through `to_mnist`, drawing-like
-copies, and copies re-inked with one round pen as the slate draws. Not digits (`negatives`):
-pen-drawn letters of some writers, rows of two or three MNIST digits, scribbles, shapes and
-struck-out digits. A fifth of the not-digits (and of the letter writers) is held back to
-calibrate the detector's probability on an even mix; the refusal threshold is then set so that
-at most a small share of the *validation* digits is refused in each of their forms, never on
-MNIST test or a pen-drawn set.
+what is not one. Digits: MNIST training digits as they are, through `to_mnist`, and two
+drawing-like copies of each. Not digits (`negatives`): pen-drawn letters of some writers, rows
+of two or three MNIST digits, scribbles, shapes and struck-out digits. A fifth of the
+not-digits (and of the letter writers) is held back to calibrate the detector's probability on
+an even mix; the refusal threshold is then set so that at most a small share of the
+*validation* digits is refused in each of their forms, never on MNIST test or a pen-drawn set.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from digitrec import negatives
-from digitrec.augmentation import AugmentConfig, augmented_copies, preprocess_all
+from digitrec.augmentation import augmented_copies, preprocess_all
 from digitrec.calibration import sigmoid
 from digitrec.data import Mnist
 from digitrec.models import (
@@ -45,7 +44,8 @@ logger = logging.getLogger(__name__)
 class DetectorConfig:
     """How much of each kind to learn from, and how to fit the detector."""
 
-    digits: int = 50_000  # MNIST training digits: as they are, preprocessed, varied, re-inked
+    digits: int = 50_000  # MNIST training digits, each as it is, preprocessed and varied
+    varied_copies: int = 2  # drawing-like copies of each (drawings are what it must keep)
     letter_renders: int = 4  # each learning letter drawn this many times (other pens, slants)
     rows: int = 12_000  # two or three digits on one line
     scribbles: int = 8_000
@@ -56,8 +56,8 @@ class DetectorConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-2
-    # Of the validation digits, in each of their forms (as they are, preprocessed, drawing-like,
-    # re-inked), at most this share is refused: the threshold is the lowest of the quantiles.
+    # Of the validation digits, in each of their forms (as they are, preprocessed, drawing-like),
+    # at most this share is refused: the threshold is the lowest of the three quantiles.
     refuse_share: float = 0.002
     seed: int = 0
     dry_run: bool = False  # a few hundred images of each kind: checks the pipeline
@@ -146,19 +146,15 @@ def not_digits(
 
 
 def digit_forms(
-    images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: Any
+    images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: Any, copies: int = 1
 ) -> dict[str, np.ndarray]:
-    """MNIST digits the ways the classifier learnt them (plain, preprocessed, drawing-like) and
-    re-inked with one round pen, as the slate draws (what the detector must keep most)."""
-    (varied,) = augmented_copies(images, labels, 1, seed, cache_dir)
-    (reinked,) = augmented_copies(
-        images, labels, 1, seed, cache_dir, config=AugmentConfig(reink=True)
-    )
+    """MNIST digits the three ways the classifier learnt them: plain, preprocessed, and
+    `copies` drawing-like versions (stacked)."""
+    varied = augmented_copies(images, labels, copies, seed, cache_dir)
     return {
         "plain": images.astype(np.float32) / 255,
         "preprocessed": preprocess_all(images),
-        "drawing-like": varied,
-        "re-inked": reinked,
+        "drawing-like": np.concatenate(varied),
     }
 
 
@@ -194,7 +190,8 @@ def fit_detector(
     if config.dry_run:
         val_x, val_y = val_x[:300], val_y[:300]
     logger.info("drawing digits and not-digits to learn from")
-    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir)
+    copies = 1 if config.dry_run else config.varied_copies
+    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir, copies)
     learn_letters, calibrate_letters = negatives.split_by_writer(
         letters, config.held_back, salt="calibration"
     )

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec import augmentation, training
-from digitrec.augmentation import AugmentConfig, augment, augmented_copies
+from digitrec.augmentation import augment, augmented_copies
 from digitrec.checkpoints import load_checkpoint, save_checkpoint
 from digitrec.data import VALIDATION_SIZE, Mnist
 from digitrec.models import Standardised, build_model
-from digitrec.preprocessing import stroke_width, to_mnist
+from digitrec.preprocessing import to_mnist
 from digitrec.training import (
     RECIPES,
     BestEpoch,
@@ -310,22 +310,6 @@ def test_augment_depends_only_on_the_generator(tiny_mnist: Mnist) -> None:
     other = augment(images, labels, np.random.default_rng(8))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
-
-
-def test_reinked_copies_have_one_even_stroke_width(tiny_mnist: Mnist, tmp_path: Path) -> None:
-    images, labels = tiny_mnist.test_x[:20], tiny_mnist.test_y[:20]
-    config = AugmentConfig(reink=True, reink_pen=(12, 12))
-
-    (reinked,) = augmented_copies(images, labels, 1, seed=2, cache_dir=tmp_path, config=config)
-    (varied,) = augmented_copies(images, labels, 1, seed=2, cache_dir=tmp_path)
-
-    assert reinked.shape == (20, 28, 28) and (reinked.reshape(20, -1).max(axis=1) > 0.5).all()
-    assert not np.array_equal(reinked, varied)  # another config, another cache file
-    assert len(list(tmp_path.glob("augmented-*.npy"))) == 2
-    # One pen: the strokes' widths (2 * area / outline) vary less than the scanned ink's.
-    widths = [stroke_width(image) for image in reinked]
-    scanned = [stroke_width(image) for image in varied]
-    assert np.std(widths) / np.mean(widths) < np.std(scanned) / np.mean(scanned)
 
 
 def refuse_process_pools(monkeypatch: pytest.MonkeyPatch) -> None:
