@@ -19,7 +19,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from digitrec.config import Settings
+from digitrec.config import Settings, get_settings
+from digitrec.data import DataUnavailableError, Mnist, load_mnist
 from digitrec.service import PredictionService, build_service
 
 # CI points this at a real server (trust auth), e.g.
@@ -62,6 +63,17 @@ def digit_canvas() -> np.ndarray:
 def digit_png() -> bytes:
     """A drawn digit as PNG bytes, as the API receives it."""
     return encode_image(draw_digit(1))
+
+
+@pytest.fixture(scope="session")
+def mnist_cache() -> Mnist:
+    """MNIST from the local cache; fails, never skips, without it (`digitrec data`, which CI
+    runs first)."""
+    cache = get_settings().data_dir / "mnist"
+    try:
+        return load_mnist(cache)
+    except DataUnavailableError as exc:
+        pytest.fail(f"MNIST is not cached at {cache}: run `digitrec data` first ({exc})")
 
 
 # --- a tiny model -------------------------------------------------------------------------

@@ -11,8 +11,7 @@ import torch
 
 from digitrec import negatives
 from digitrec.checkpoints import load_checkpoint, save_checkpoint
-from digitrec.config import get_settings
-from digitrec.data import DataUnavailableError, Mnist, load_mnist
+from digitrec.data import Mnist
 from digitrec.detection import DetectorConfig, fit_detector, mnist_form
 from digitrec.export import export_onnx, parity_gap
 from digitrec.gating import refused_share
@@ -91,13 +90,8 @@ def test_mnist_form_drops_what_the_preprocessing_refuses() -> None:
 
 
 @pytest.fixture(scope="module")
-def mnist() -> Mnist:
-    cache = get_settings().data_dir / "mnist"
-    try:
-        full = load_mnist(cache)
-    except DataUnavailableError as exc:
-        pytest.fail(f"MNIST is not cached at {cache}: run `digitrec data` first ({exc})")
-    return full
+def mnist(mnist_cache: Mnist) -> Mnist:
+    return mnist_cache
 
 
 @pytest.fixture(scope="module")

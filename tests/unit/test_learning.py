@@ -14,8 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from digitrec.config import get_settings
-from digitrec.data import DataUnavailableError, Mnist, load_mnist
+from digitrec.data import Mnist
 from digitrec.feedback import (
     FeedbackSet,
     LabelledRow,
@@ -40,13 +39,9 @@ SLANT_DEG = 30  # the writer's style: every digit leans this far (MNIST's lean l
 
 
 @pytest.fixture(scope="module")
-def mnist() -> Mnist:
+def mnist(mnist_cache: Mnist) -> Mnist:
     """The first 600 training digits, the validation split, the first 1000 test digits."""
-    cache = get_settings().data_dir / "mnist"
-    try:
-        full = load_mnist(cache)
-    except DataUnavailableError as exc:
-        pytest.fail(f"MNIST is not cached at {cache}: run `digitrec data` first ({exc})")
+    full = mnist_cache
     (train_x, train_y), (val_x, val_y) = full.split("train"), full.split("val")
     return Mnist(
         train_x=np.concatenate([train_x[:CHAMPION_DIGITS], val_x]),
@@ -57,9 +52,9 @@ def mnist() -> Mnist:
 
 
 @pytest.fixture(scope="module")
-def writers() -> tuple[np.ndarray, np.ndarray]:
+def writers(mnist_cache: Mnist) -> tuple[np.ndarray, np.ndarray]:
     """MNIST training digits that neither the champion nor the replay ever sees."""
-    full = load_mnist(get_settings().data_dir / "mnist")
+    full = mnist_cache
     return full.train_x[WRITERS_FROM : WRITERS_FROM + 2000], full.train_y[WRITERS_FROM:][:2000]
 
 
