@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_onnx
 from sqlalchemy import Engine, update
+from tiny_onnx import write_tiny_onnx
 
 from digitrec.contract import UnknownModelError
 from digitrec.model_store import ModelStore, register_shipped_models
