@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 # Any constant works: it only has to be the same for every process of this app.
 PG_MIGRATION_LOCK_KEY = 0x64696769  # "digi"
+# How long a SQLite migrator waits for another one's write lock: several starters queue behind
+# each other, each running every migration, and on a busy machine that passes the 5 s a
+# request waits.
+SQLITE_MIGRATION_WAIT_S = 120.0
 
 
 # Alembic is imported inside the functions that use it: the service imports this module, and
@@ -65,7 +69,11 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
     # No statement or lock timeout: a migration may rewrite a large table, and the second of
     # two starting workers waits for the first one's migration lock.
     engine = create_engine_from_url(
-        url, poolclass=NullPool, statement_timeout_s=None, lock_timeout_s=None
+        url,
+        poolclass=NullPool,
+        statement_timeout_s=None,
+        lock_timeout_s=None,
+        busy_timeout_s=SQLITE_MIGRATION_WAIT_S,
     )
     if is_sqlite(url):
         _begin_immediately(engine)
