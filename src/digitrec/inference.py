@@ -17,7 +17,7 @@ from digitrec.calibration import sigmoid, softmax
 from digitrec.contract import UnknownModelError
 from digitrec.preprocessing import ImageSource, to_mnist
 
-MODEL_NAMES = ("default", "seed-cnn", "lenet5")
+MODEL_NAMES = ("default", "seed-cnn", "lenet5", "vit", "capsnet")
 
 
 @dataclass(frozen=True)
