@@ -235,7 +235,7 @@ def detector(
 
     \b
     Example:
-      digitrec detector --model default --letters ../shared/data/unipen-dev-letters.jsonl \\
+      digitrec detector --model default --letters PATH/TO/letters.jsonl \\
         --into-package
     """
     from digitrec.checkpoints import load_checkpoint, save_checkpoint

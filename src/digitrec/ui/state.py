@@ -29,7 +29,6 @@ from digitrec.ui.slate import Press
 
 _RESULT = "result"
 _PREVIEW = "preview"
-_DRAWING = "drawing"
 _HISTORY = "history"
 _SERVED = "served_request"
 _NOTICE = "notice"
@@ -86,8 +85,7 @@ class PageState:
 
     def clear_slate(self) -> None:
         """Forget the result shown for the drawing the slate no longer holds."""
-        keys = (_RESULT, _PREVIEW, _DRAWING, _SERVED, _NOTICE, _FEEDBACK_NOTICE, _PNG, _COMPARISON)
-        for key in keys:
+        for key in (_RESULT, _PREVIEW, _SERVED, _NOTICE, _FEEDBACK_NOTICE, _PNG, _COMPARISON):
             self._store.pop(key, None)
 
     def next_action(self, press: Press | None, model: str) -> Action:
@@ -98,7 +96,6 @@ class PageState:
         """Keep a new prediction on screen until the slate is cleared or another arrives."""
         self._store[_RESULT] = result
         self._store.pop(_PREVIEW, None)
-        self._store[_DRAWING] = press.png
         self._store[_PNG] = press.png
         self._store.pop(_COMPARISON, None)
         self._store[_SERVED] = request_key(press, model)
@@ -155,8 +152,8 @@ class PageState:
     def make_preview(self, preprocess: Callable[[bytes], np.ndarray | None]) -> None:
         """Make the model's input for the result on screen, once (after the answer is shown:
         the page preprocesses the drawing a second time, for this picture only)."""
-        drawing = self._store.pop(_DRAWING, None)
-        if drawing is not None:
+        drawing = self._store.get(_PNG)
+        if drawing is not None and _PREVIEW not in self._store:
             self._store[_PREVIEW] = preprocess(drawing)
 
     @property
