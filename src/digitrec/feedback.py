@@ -43,6 +43,8 @@ CONFIRMATION_WEIGHT = 0.5
 # one disagreement in a short session does not zero it.
 CONFIDENT_P = 0.9
 MIN_EVIDENCE_ROWS = 5
+# `predicted` of a row whose reader gave no digit: any label of it is a correction.
+NO_DIGIT = -1
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class LabelledRow:
 
     session_id: str
     image_png: bytes  # the 28x28 model input as logged: a grey PNG, white digit on black
-    predicted: int  # the digit the person was shown
+    predicted: int  # the digit the person was shown; NO_DIGIT: none
     actual: int | None  # the person's digit; None: no digit to learn from (not a digit)
     feedback_at: datetime | None = None
     canvas_png: bytes | None = None  # the picture as drawn; unused: the model input suffices

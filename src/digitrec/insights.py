@@ -72,13 +72,14 @@ def build_insights(
 
 
 def confusion_matrix(outcomes: Sequence[Outcome]) -> tuple[list[list[int]], int]:
-    """confusion[actual][predicted] over rows labelled with a digit, and the number of rows
-    without feedback, from `count_outcomes`."""
+    """confusion[actual][predicted] over rows labelled with a digit that the model answered
+    with a digit, and the number of rows without feedback, from `count_outcomes`."""
     confusion = [[0] * 10 for _ in DIGITS]
     unlabelled = 0
     for outcome in outcomes:
         if outcome.actual is not None:
-            confusion[outcome.actual][outcome.prediction] += outcome.rows
+            if outcome.prediction is not None:
+                confusion[outcome.actual][outcome.prediction] += outcome.rows
         elif not outcome.not_a_digit:
             unlabelled += outcome.rows
     return confusion, unlabelled
@@ -172,7 +173,9 @@ def summarise_outcomes(outcomes: Sequence[Outcome], *, pending_writes: int) -> S
     confusion, no_feedback = confusion_matrix(outcomes)
     not_digit = sum(o.rows for o in outcomes if o.not_a_digit)
     not_digit_refused = sum(o.rows for o in outcomes if o.not_a_digit and not o.is_digit)
-    total = no_feedback + sum(map(sum, confusion)) + not_digit
+    # Labelled with a digit, answered with none (the chat model): wrong, outside the matrix.
+    unanswered = sum(o.rows for o in outcomes if o.actual is not None and o.prediction is None)
+    total = no_feedback + sum(map(sum, confusion)) + not_digit + unanswered
     confirmed = sum(confusion[d][d] for d in DIGITS) + not_digit_refused
     correct = no_feedback + confirmed
     return StatsPublic(

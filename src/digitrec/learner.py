@@ -20,7 +20,7 @@ from digitrec.checkpoints import checkpoint_bytes, load_checkpoint
 from digitrec.contract import UnknownModelError
 from digitrec.data import Mnist
 from digitrec.export import export_onnx, parity_gap
-from digitrec.feedback import LabelledRow
+from digitrec.feedback import NO_DIGIT, LabelledRow
 from digitrec.finetuning import FineTuneConfig
 from digitrec.gating import Datasets, learning_report
 from digitrec.learning import LearnOutcome, learn
@@ -59,7 +59,7 @@ def labelled_rows(engine: Engine) -> list[LabelledRow]:
         LabelledRow(
             session_id=row.session_id,
             image_png=bytes(row.image_png),
-            predicted=int(row.prediction),
+            predicted=NO_DIGIT if row.prediction is None else int(row.prediction),
             actual=None if row.actual is None else int(row.actual),
             feedback_at=row.feedback_at,
         )

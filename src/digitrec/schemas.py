@@ -36,9 +36,19 @@ class PredictionFields(BaseModel):
     model_version: int | None = None
     # One per request; the rows of a comparison (every model on one drawing) share it.
     request_id: str | None = None
-    prediction: Digit
-    confidence: float = Field(ge=0.0, le=1.0, description="Calibrated probability of `prediction`.")
-    probabilities: list[float] = Field(min_length=10, max_length=10)
+    prediction: Digit | None = Field(
+        description="The digit; None only from a reader that gave no digit (the chat model"
+        " answered none, or nothing it could be held to)."
+    )
+    confidence: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        description="Calibrated probability of `prediction`; None: the reader states none (a"
+        " chat model), and none is invented for it.",
+    )
+    probabilities: list[float] | None = Field(
+        min_length=10, max_length=10, description="All 10 calibrated probabilities, or None."
+    )
     latency_ms: float = Field(ge=0.0, description="Preprocessing plus inference time.")
     digit_probability: float | None = Field(
         default=None,
@@ -75,6 +85,9 @@ class ComparisonPublic(BaseModel):
     request_id: str
     session_id: str
     predictions: list[PredictionPublic]
+    # Readers that gave no answer this time, with why (the chat model timed out, its budget
+    # is spent...): they logged no row.
+    unavailable: dict[str, str] = Field(default_factory=dict)
 
 
 class PredictionsPublic(BaseModel):

@@ -24,6 +24,7 @@ from digitrec.contract import (
 )
 from digitrec.inference import Predictor
 from digitrec.insights import build_insights, summarise_outcomes
+from digitrec.llm import LlmConfig, LlmError, LlmReader
 from digitrec.model_store import ModelStore
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, png_to_store, to_mnist
 from digitrec.schemas import (
@@ -118,6 +119,28 @@ class _Drawing:
             canvas_png=self.canvas_png,
         )
 
+    def read_by(
+        self, reader: LlmReader, session_id: str, uid: str, *, request_id: str
+    ) -> PredictionRecord:
+        """The row of the chat model's answer: a digit or none, and no probabilities, which
+        it does not state (raises LlmError when it gave no answer at all)."""
+        answer = reader.read(self.pixels, self.canvas_png)
+        return PredictionRecord(
+            uid=uid,
+            timestamp=datetime.now(UTC),
+            session_id=session_id,
+            model=answer.model,
+            request_id=request_id,
+            prediction=answer.digit,
+            confidence=None,
+            probabilities=None,
+            latency_ms=self.preprocessing_ms + answer.latency_ms,
+            # "none" is its verdict that this is not a digit; "unsure" is no verdict at all.
+            is_digit=answer.status != "none",
+            image_png=self.image_png,
+            canvas_png=self.canvas_png,
+        )
+
 
 class PredictionService:
     """Predicts digits and keeps the log; thread-safe, holding only its storage and models."""
@@ -133,6 +156,7 @@ class PredictionService:
         guard: DatabaseGuard | None = None,
         replay_interval_s: float | None = REPLAY_INTERVAL_S,
         model_store: ModelStore | None = None,
+        llm: LlmReader | None = None,
     ) -> None:
         # The database through its guard, with the outbox and its replayer behind it.
         self.storage = StorageGateway(
@@ -146,6 +170,8 @@ class PredictionService:
         self.default_model = default_model
         # The registry's champions (and the model files), as every replica serves them.
         self.model_store = model_store or ModelStore(engine, model_dir, poll_s=None)
+        # The chat model, when one is configured: a reader in comparisons, beside the models.
+        self.llm = llm
 
     @property
     def engine(self) -> Engine:
@@ -187,24 +213,43 @@ class PredictionService:
         session_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> ComparisonPublic:
-        """Every model on one drawing: one logged row each, all under one request id.
+        """Every model on one drawing, and the chat model when one is configured: one logged
+        row each, all under one request id.
 
         The drawing is decoded and preprocessed once; each row's latency is that plus its own
-        model's inference. With an `idempotency_key` a repeated request returns the first rows.
+        model's inference. With an `idempotency_key` a repeated request returns the first rows
+        (the chat model is asked again, and its first row kept). A chat model that gives no
+        answer (down, slow, over its budget) logs no row and is named in `unavailable`.
         """
         session_id = session_id or new_session_id()
         predictors = [self.model_store.predictor(name) for name in self.models()]
         request_id = _prediction_uid(session_id, idempotency_key)
         drawing = _Drawing.of(image)
-        rows = []
-        for predictor in predictors:
+        rows, unavailable = [], {}
+
+        def uid_for(name: str) -> str:
             # Each model's row has its own id; with a key, one fixed by the key and the model.
-            key = None if idempotency_key is None else f"{idempotency_key}\n{predictor.name}"
-            uid = _prediction_uid(session_id, key)
+            key = None if idempotency_key is None else f"{idempotency_key}\n{name}"
+            return _prediction_uid(session_id, key)
+
+        for predictor in predictors:
+            uid = uid_for(predictor.name)
             rows.append(
                 self._log(drawing.record(predictor, session_id, uid, request_id=request_id))
             )
-        return ComparisonPublic(request_id=request_id, session_id=session_id, predictions=rows)
+        if self.llm is not None:
+            try:
+                record = drawing.read_by(
+                    self.llm, session_id, uid_for(self.llm.name), request_id=request_id
+                )
+            except LlmError as exc:
+                logger.warning("the chat model gave no answer: %s", exc)
+                unavailable[self.llm.name] = str(exc)
+            else:
+                rows.append(self._log(record))
+        return ComparisonPublic(
+            request_id=request_id, session_id=session_id, predictions=rows, unavailable=unavailable
+        )
 
     def _log(self, record: PredictionRecord) -> PredictionPublic:
         """Write a new row (or queue it); a repeated press gets its first row back."""
@@ -330,9 +375,12 @@ class PredictionService:
         self.storage.migrate()
 
     def close(self) -> None:
-        """Stop replaying; release the models, the guard, pooled connections, the outbox."""
+        """Stop replaying; release the models, the guard, pooled connections, the outbox and
+        the chat model's connection."""
         self.model_store.close()
         self.storage.close()
+        if self.llm is not None:
+            self.llm.close()
 
     def insights(self, session_id: str | None = None) -> InsightsPublic:
         """Per-digit accuracy, confusion, accuracy over time, the latest corrections and the
@@ -348,6 +396,7 @@ def build_service(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine_from_url(settings.resolved_database_url)
     model_dir = model_dir or settings.model_dir
+    llm_config = LlmConfig.from_settings(settings)
     service = PredictionService(
         engine,
         Outbox(settings.outbox_path, capacity=settings.outbox_capacity),
@@ -355,6 +404,7 @@ def build_service(
         default_model=settings.default_model,
         schema_ready=False,
         model_store=ModelStore(engine, model_dir, poll_s=settings.model_poll_s),
+        llm=None if llm_config is None else LlmReader(llm_config),
     )
     try:
         service.migrate()

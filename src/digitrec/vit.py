@@ -1,9 +1,15 @@
 """A small Vision Transformer for 28x28 digits (Dosovitskiy et al. 2021, scaled down).
 
-Patches of 4x4 pixels (49 tokens) are embedded, a class token and learned positions are added,
-and pre-norm transformer blocks mix them; the class token's final state gives the 10 logits.
-Attention is written out with plain layers so that the ONNX export is a graph of MatMul and
-Softmax that any runtime reads.
+Each 4x4 patch of the image becomes one of 49 tokens; a class token and learned positions are
+added, and pre-norm transformer blocks mix them; the class token's final state gives the 10
+logits. Attention is written out with plain layers so that the ONNX export is a graph of MatMul
+and Softmax that any runtime reads.
+
+The patches are embedded by a small convolutional stem (two stride-2 3x3 convolutions, then a
+1x1 projection) rather than one linear 4x4 map: Xiao et al. 2021, "Early convolutions help
+transformers see better", found that such a stem makes ViTs train faster and less fussily at the
+same size, which is what an hour on two cores needs. All mixing between patches is still done
+by attention.
 """
 
 from __future__ import annotations
@@ -45,21 +51,37 @@ class _Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+PATCH_PX = 4  # each token stands for a 4x4 patch: 7x7 = 49 tokens
+
+
+def _stem(dim: int) -> nn.Sequential:
+    """Image (B, 1, 28, 28) -> one embedding per 4x4 patch (B, dim, 7, 7)."""
+    width = dim // 2
+    return nn.Sequential(
+        nn.Conv2d(1, width // 2, kernel_size=3, stride=2, padding=1, bias=False),  # 14x14
+        nn.BatchNorm2d(width // 2),
+        nn.ReLU(),
+        nn.Conv2d(width // 2, width, kernel_size=3, stride=2, padding=1, bias=False),  # 7x7
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, dim, kernel_size=1),  # one token per 4x4 patch
+    )
+
+
 class ViT(nn.Module):
     """Patch 4, width 64, 6 blocks of 4 heads: about 0.2 M parameters."""
 
     def __init__(
         self,
-        patch: int = 4,
         dim: int = 64,
         depth: int = 6,
         heads: int = 4,
         mlp_dim: int = 128,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        tokens = (IMAGE_PX // patch) ** 2
-        self.embed = nn.Conv2d(1, dim, kernel_size=patch, stride=patch)  # a linear patch map
+        tokens = (IMAGE_PX // PATCH_PX) ** 2
+        self.embed = _stem(dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.position = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
         self.blocks = nn.Sequential(*(_Block(dim, heads, mlp_dim, dropout) for _ in range(depth)))

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from fake_chat import KEY, MODEL, fake_chat_server
 from live_app import (
     DIGIT_STROKES,
     app_environment,
@@ -317,3 +318,25 @@ def test_compare_shows_every_models_answer_to_one_drawing(
     assert all(r[1] == "7" for r in rows)
     assert len(logged_rows(sqlite_url, session)) == 1 + len(available_models())
     page.context.close()
+
+
+def test_compare_shows_the_chat_models_answer_with_its_confidence_unknown(
+    chromium: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    with ExitStack() as stack:
+        chat, chat_url = stack.enter_context(fake_chat_server())
+        env = app_environment(sqlite_url, tmp_path / "data")
+        env |= {"DIGITREC_LLM_URL": chat_url, "DIGITREC_LLM_MODEL": MODEL}
+        env["DIGITREC_LLM_API_KEY"] = KEY
+        page = open_page(chromium, stack.enter_context(running_app(env, tmp_path / "app.log")))
+        draw(page, DIGIT_STROKES[7])
+        assert predict(page) == 7
+
+        page.get_by_role("button", name="Compare models").click()
+
+        table = page.locator(".st-key-comparison [data-testid='stDataFrame'] table tbody tr")
+        expect(table).to_have_count(len(available_models()) + 1)
+        rows = {r[0]: r for r in (row.locator("td").all_inner_texts() for row in table.all())}
+        assert rows["llm"][1:3] == ["7", "unknown"]  # Answer, Confidence
+        assert len(chat.requests) == 1
+        page.context.close()

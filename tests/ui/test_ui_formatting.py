@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digitrec.contract import EmptyDrawingError, StorageUnavailableError
-from digitrec.schemas import PredictionPublic, StatsPublic
+from digitrec.schemas import ComparisonPublic, PredictionPublic, StatsPublic
 from digitrec.ui import formatting
 
 
@@ -118,6 +118,32 @@ def test_a_digit_label_on_a_refusal_is_a_correction() -> None:
     refused = prediction(4, 0.7, 1, actual=4).model_copy(update={"is_digit": False})
 
     assert formatting.feedback_thanks(refused) == "Thanks: recorded 4 as the right answer."
+
+
+@pytest.mark.parametrize(
+    ("digit", "is_digit", "answer"),
+    [(7, True, "7"), (None, False, "not a digit"), (None, True, "unsure")],
+)
+def test_a_chat_models_answer_shows_its_confidence_as_unknown(
+    digit: int | None, is_digit: bool, answer: str
+) -> None:
+    chat = prediction(7, 0.9, 1).model_copy(
+        update={
+            "model": "llm",
+            "prediction": digit,
+            "confidence": None,
+            "probabilities": None,
+            "is_digit": is_digit,
+        }
+    )
+    comparison = ComparisonPublic(request_id="r", session_id="s", predictions=[chat])
+
+    (history,) = formatting.history_rows([chat], count=1)
+    (compared,) = formatting.comparison_rows(comparison)
+
+    assert (history["Prediction"], history["Confidence"]) == (answer, "unknown")
+    assert (compared["Answer"], compared["Confidence"]) == (answer, "unknown")
+    assert formatting.uncertainty_note(chat) is None
 
 
 def test_history_times_are_shown_in_the_browsers_time_zone() -> None:

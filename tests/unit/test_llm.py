@@ -7,11 +7,7 @@ import base64
 import io
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from drawing import draw_digit, rgba_canvas
+from fake_chat import KEY, MODEL, FakeChat, fake_chat_server
 from PIL import Image
 
 from digitrec.cli import main
@@ -33,55 +30,12 @@ from digitrec.llm import (
 )
 from digitrec.preprocessing import encode_png, to_mnist
 
-KEY = "test-llm-key"
-
-
-@dataclass
-class FakeChat:
-    """What the fake endpoint answers next, and what it was sent."""
-
-    status: int = 200
-    body: Any = None  # None: a chat completion holding `reply`
-    reply: str = "7"
-    delay_s: float = 0.0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
 
 @pytest.fixture
 def chat() -> Iterator[tuple[FakeChat, str]]:
     """A local chat-completions server; yields its state and its base URL."""
-    state = FakeChat()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            state.requests.append(
-                {
-                    "path": self.path,
-                    "authorization": self.headers.get("Authorization"),
-                    "json": json.loads(self.rfile.read(length)),
-                }
-            )
-            time.sleep(state.delay_s)
-            body = state.body
-            if body is None:
-                body = {"choices": [{"message": {"role": "assistant", "content": state.reply}}]}
-            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with fake_chat_server() as served:
+        yield served
 
 
 @pytest.fixture
@@ -90,7 +44,7 @@ def seven() -> np.ndarray:
 
 
 def _reader(url: str, **overrides: Any) -> LlmReader:
-    return LlmReader(LlmConfig(url=url, model="vision-test", api_key=KEY, **overrides))
+    return LlmReader(LlmConfig(url=url, model=MODEL, api_key=KEY, **overrides))
 
 
 def test_a_digit_answer_is_read_with_unknown_confidence(
@@ -105,7 +59,7 @@ def test_a_digit_answer_is_read_with_unknown_confidence(
     (request,) = state.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["authorization"] == f"Bearer {KEY}"
-    assert request["json"]["model"] == "vision-test"
+    assert request["json"]["model"] == MODEL
     images = [c for c in request["json"]["messages"][0]["content"] if c["type"] == "image_url"]
     sent = [base64.b64decode(i["image_url"]["url"].split(",", 1)[1]) for i in images]
     assert Image.open(io.BytesIO(sent[0])).size == (ENLARGED_PX, ENLARGED_PX)

@@ -44,7 +44,9 @@ LATENCY_S = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 PREDICTIONS = Counter(
-    "digitrec_predictions_total", "Predictions answered, by model and digit.", ["model", "digit"]
+    "digitrec_predictions_total",
+    "Predictions answered, by model and digit (`none`: the reader gave no digit).",
+    ["model", "digit"],
 )
 UNLOGGED = Counter(
     "digitrec_predictions_queued_total",
@@ -67,7 +69,8 @@ def record_outbox_pending(pending: int) -> None:
 
 def record_prediction(prediction: PredictionPublic) -> None:
     """Count one answered prediction."""
-    PREDICTIONS.labels(prediction.model, str(prediction.prediction)).inc()
+    digit = "none" if prediction.prediction is None else str(prediction.prediction)
+    PREDICTIONS.labels(prediction.model, digit).inc()
     if not prediction.logged:
         UNLOGGED.inc()
 

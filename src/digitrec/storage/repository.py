@@ -106,7 +106,7 @@ class Outcome(NamedTuple):
     """How many rows share a label and an answer."""
 
     actual: int | None  # the person's digit; None: no feedback, or not a digit
-    prediction: int
+    prediction: int | None  # None: the reader gave no digit (the chat model)
     rows: int
     not_a_digit: bool = False  # the person said it is not a digit
     is_digit: bool = True  # the model's decision
@@ -121,7 +121,13 @@ def count_outcomes(engine: Engine, session_id: str | None = None) -> list[Outcom
         query = query.where(c.session_id == session_id)
     rows = run_in_transaction(engine, lambda conn: conn.execute(query).all())
     return [
-        Outcome(actual, int(prediction), int(n), bool(not_digit), bool(is_digit))
+        Outcome(
+            actual,
+            None if prediction is None else int(prediction),
+            int(n),
+            bool(not_digit),
+            bool(is_digit),
+        )
         for actual, prediction, not_digit, is_digit, n in rows
     ]
 

@@ -79,9 +79,12 @@ class PredictionLog(Base):
     # The request that made the row: one per Predict press, shared by the rows of a comparison
     # (every model on one drawing); None for rows logged before it was recorded.
     request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    prediction: Mapped[int] = mapped_column(Integer)
-    confidence: Mapped[float] = mapped_column(Float)
-    probabilities: Mapped[list[float]] = mapped_column(JSON)  # 10 floats summing to 1
+    # The digit, its calibrated probability and all 10 (summing to 1). A reader that states
+    # no probabilities (the chat model) leaves the last two empty, and the digit too when it
+    # gave none.
+    prediction: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    probabilities: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)  # preprocessing plus inference
     # The model's "not a digit" detector: probability of one digit (None: no detector), and
     # its decision (rows logged before it are digits).

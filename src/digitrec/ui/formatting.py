@@ -17,6 +17,8 @@ HISTORY_COLUMNS = ("Index", "Prediction", "Actual", "Confidence", "Model", "Time
 INVALID_DIGIT_MESSAGE = "Enter a single digit from 0 to 9"
 NOT_A_DIGIT_MESSAGE = "That doesn't look like a single digit — draw one digit, large"
 NOT_A_DIGIT = "not a digit"  # how the history shows a refusal, or such a label
+UNSURE = "unsure"  # a chat model's reply that is neither a digit nor "none"
+UNKNOWN = "unknown"  # the confidence of a reader that states none
 EMPTY_MESSAGE = "The slate is empty: draw a digit first, then press Predict."
 DRAW_ADVICE = "draw one digit, large and centred, then press Predict."
 EMPTY_REASON = "nothing is drawn"  # the service's reason for an empty slate
@@ -77,9 +79,9 @@ def confidence_line(result: PredictionPublic) -> str:
     if not result.is_digit and result.digit_probability is not None:
         return (
             f"Chance it is one digit: {percent(result.digit_probability)} · closest digit "
-            f"{result.prediction} ({percent(result.confidence)})"
+            f"{result.prediction} ({confidence_label(result)})"
         )
-    return f"Confidence: {percent(result.confidence)}"
+    return f"Confidence: {confidence_label(result)}"
 
 
 def top_two(probabilities: Sequence[float]) -> tuple[int, int]:
@@ -90,7 +92,9 @@ def top_two(probabilities: Sequence[float]) -> tuple[int, int]:
 
 def uncertainty_note(result: PredictionPublic) -> str | None:
     """A hedge for a low-confidence answer, naming the two likeliest digits."""
-    if result.confidence >= LOW_CONFIDENCE or not result.is_digit:
+    if result.probabilities is None or result.confidence is None or not result.is_digit:
+        return None  # no probabilities to hedge with, or no digit to hedge
+    if result.confidence >= LOW_CONFIDENCE:
         return None
     first, second = top_two(result.probabilities)
     return f"Not sure — is it a {first} or a {second}?"
@@ -112,14 +116,27 @@ def history_rows(
     return [
         {
             "Index": count - position,
-            "Prediction": str(p.prediction) if p.is_digit else NOT_A_DIGIT,
+            "Prediction": answer_label(p),
             "Actual": actual_label(p),
-            "Confidence": percent(p.confidence),
+            "Confidence": confidence_label(p),
             "Model": model_label(p),
             "Time": local_time(p.timestamp, zone),
         }
         for position, p in enumerate(predictions)
     ]
+
+
+def answer_label(result: PredictionPublic) -> str:
+    """What the model answered: a digit, "not a digit", or "unsure" (a chat model that gave
+    no answer it could be held to)."""
+    if not result.is_digit:
+        return NOT_A_DIGIT
+    return UNSURE if result.prediction is None else str(result.prediction)
+
+
+def confidence_label(result: PredictionPublic) -> str:
+    """The calibrated confidence, or "unknown" for a reader that states none (a chat model)."""
+    return UNKNOWN if result.confidence is None else percent(result.confidence)
 
 
 def actual_label(result: PredictionPublic) -> str:
@@ -137,8 +154,8 @@ def comparison_rows(comparison: ComparisonPublic) -> list[dict[str, Any]]:
     return [
         {
             "Model": model_label(p),
-            "Answer": str(p.prediction) if p.is_digit else NOT_A_DIGIT,
-            "Confidence": percent(p.confidence),
+            "Answer": answer_label(p),
+            "Confidence": confidence_label(p),
             "One digit": "" if p.digit_probability is None else percent(p.digit_probability),
             "Latency": f"{p.latency_ms:.1f} ms",
         }
@@ -153,6 +170,7 @@ MODEL_SUMMARIES = {
     "lenet5": "LeNet-5 (LeCun et al., 1998), ReLU and max-pooling",
     "vit": "a small Vision Transformer, 4x4 patches",
     "capsnet": "Efficient-CapsNet: capsules with self-attention routing",
+    "llm": "a vision-capable chat model, when one is configured; it states no confidence",
 }
 
 

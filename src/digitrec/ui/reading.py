@@ -111,7 +111,8 @@ def render_result(state: PageState, model: str) -> None:
         st.warning(note, icon=":material/help:")
     if not result.logged:
         st.warning(formatting.DELAYED_MESSAGE, icon=":material/schedule:")
-    st.vega_lite_chart(charts.probabilities(result.probabilities), width="stretch")
+    if result.probabilities is not None:
+        st.vega_lite_chart(charts.probabilities(result.probabilities), width="stretch")
 
 
 def render_comparison(state: PageState, client: DigitClient, model: str) -> None:
@@ -135,6 +136,8 @@ def render_comparison(state: PageState, client: DigitClient, model: str) -> None
                 column_order=formatting.COMPARISON_COLUMNS,
                 width="stretch",
             )
+            for name, why in comparison.unavailable.items():
+                st.caption(f"{name} gave no answer: {why}")
 
 
 def _compare(state: PageState, client: DigitClient) -> None:
