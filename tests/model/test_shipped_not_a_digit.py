@@ -149,7 +149,7 @@ def test_a_straight_tick_under_15_percent_of_the_slate_is_refused(
         default_model.predict(_canvas([[tuple(start), tuple(end)]]))
 
 
-@pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "capsnet"])
+@pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "capsnet", "vit"])
 def test_models_without_a_detector_call_everything_a_digit(name: str) -> None:
     predictor = load_predictor(name)
     prediction = predictor.predict(_canvas(_box(LETTERS["X"], 60, 50, 160, 180)))

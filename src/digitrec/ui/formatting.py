@@ -168,7 +168,7 @@ MODEL_SUMMARIES = {
     "default": "two small batch-norm CNNs trained on drawing-like digits; says 'not a digit'",
     "seed-cnn": "the reference app's two-layer CNN, retrained",
     "lenet5": "LeNet-5 (LeCun et al., 1998), ReLU and max-pooling",
-    "vit": "a small Vision Transformer, 4x4 patches",
+    "vit": "a small Vision Transformer: 4x4 patches, a convolutional stem, 4 attention blocks",
     "capsnet": "Efficient-CapsNet: capsules with self-attention routing",
     "llm": "a vision-capable chat model, when one is configured; it states no confidence",
 }
