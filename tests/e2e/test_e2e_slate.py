@@ -121,16 +121,22 @@ def test_everything_the_tab_key_reaches_is_visible(
     predict(page)  # the feedback buttons too
     expect(page.get_by_text("Total Attempts: 1 |")).to_be_visible()  # the page is at rest
 
+    # Two rounds of the page's ~37 stops; more if the history grid kept the focus for a
+    # while or a late redraw sent it back to the top (seen once on a busy machine).
+    expected = {"Clear", "Predict", "7"}
     reached = []
-    for _ in range(80):
+    for presses in range(1, 201):
         page.keyboard.press("Tab")
         focused = page.evaluate(FOCUSED_JS)
         if focused is not None:
             reached.append(focused)
+        if presses >= 80 and expected <= {f["name"] for f in reached}:
+            break
     names = {f["name"] for f in reached}
+    order = [f["name"][:30] for f in reached]  # shown when an assertion fails
 
-    assert [f["name"] for f in reached if not f["visible"]] == []
-    assert {"Clear", "Predict", "7"} <= names
+    assert [f["name"] for f in reached if not f["visible"]] == [], order
+    assert expected <= names, order
     assert not names & {"Undo", "Redo", "Edit", "Reset canvas & history"}
     page.context.close()
 
