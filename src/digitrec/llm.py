@@ -99,7 +99,6 @@ class LlmReader:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.name = NAME
         self._http = http or httpx.Client(timeout=config.timeout_s)
         self._clock = clock
         self._calls: deque[float] = deque()  # when each call of the last minute was made

@@ -24,6 +24,7 @@ from digitrec.contract import (
 )
 from digitrec.inference import Predictor
 from digitrec.insights import build_insights, summarise_outcomes
+from digitrec.llm import NAME as LLM
 from digitrec.llm import LlmConfig, LlmError, LlmReader
 from digitrec.model_store import ModelStore
 from digitrec.preprocessing import ImageSource, as_canvas, encode_png, png_to_store, to_mnist
@@ -129,7 +130,7 @@ class _Drawing:
             uid=uid,
             timestamp=datetime.now(UTC),
             session_id=session_id,
-            model=answer.model,
+            model=LLM,
             request_id=request_id,
             prediction=answer.digit,
             confidence=None,
@@ -239,12 +240,10 @@ class PredictionService:
             )
         if self.llm is not None:
             try:
-                record = drawing.read_by(
-                    self.llm, session_id, uid_for(self.llm.name), request_id=request_id
-                )
+                record = drawing.read_by(self.llm, session_id, uid_for(LLM), request_id=request_id)
             except LlmError as exc:
                 logger.warning("the chat model gave no answer: %s", exc)
-                unavailable[self.llm.name] = str(exc)
+                unavailable[LLM] = str(exc)
             else:
                 rows.append(self._log(record))
         return ComparisonPublic(

@@ -32,8 +32,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Rows without an answer cannot be kept in columns that require one.
-    op.execute(sa.text("DELETE FROM prediction_logs WHERE prediction IS NULL"))
+    # Rows without a digit or a confidence (every chat-model row) cannot be kept in columns
+    # that require both.
+    op.execute(
+        sa.text("DELETE FROM prediction_logs WHERE prediction IS NULL OR confidence IS NULL")
+    )
     with op.batch_alter_table("prediction_logs") as batch:
         for name, kind in COLUMNS:
             batch.alter_column(name, existing_type=kind, nullable=False)
