@@ -46,6 +46,9 @@ class AugmentConfig:
     elastic: float = 0.05  # std of a 4x4 displacement field, in units of half the field
     pen_steps: tuple[int, ...] = (-2, -1, 0, 0, 1, 2, 3)  # erode (<0) / dilate (>0), work px
     style_p: float = 0.5  # chance that a 0, 1 or 7 gets its European style stroke
+    # A zero's slash rises to the right (1, "/"); with -1 in the tuple too it may fall to the
+    # right ("\"), as many people slash it: one is picked at random for each slashed zero.
+    zero_slashes: tuple[int, ...] = (1,)
 
 
 def augment(
@@ -57,7 +60,7 @@ def augment(
     """Varied copies of MNIST digits, (N, 28, 28) uint8 -> (N, 28, 28) float32 in [0, 1]."""
     config = config or AugmentConfig()
     big = _enlarge(images)  # (N, 1, 112, 112) float32
-    big = _add_style_strokes(big, labels, rng, config.style_p)
+    big = _add_style_strokes(big, labels, rng, config.style_p, config.zero_slashes)
     big = _warp(big, rng, config)
     big = _change_pen(big, rng, config.pen_steps)
     out = np.empty((len(images), 28, 28), dtype=np.float32)
@@ -81,9 +84,11 @@ def augmented_copies(
     seed: int,
     cache_dir: Path | None,
     workers: int = 2,
+    config: AugmentConfig | None = None,
 ) -> list[np.ndarray]:
     """`copies` drawing-like versions of the set, (N, 28, 28) float32 each, cached on disk."""
-    key = _cache_key(images, seed)
+    config = config or AugmentConfig()
+    key = _cache_key(images, seed, config)
     out = []
     for c in range(copies):
         path = cache_dir / f"augmented-{key}-{c}.npy" if cache_dir else None
@@ -95,6 +100,7 @@ def augmented_copies(
                 images[i : i + CHUNK_DIGITS],
                 labels[i : i + CHUNK_DIGITS],
                 seed * 100_003 + c * 1_009 + i,
+                config,
             )
             for i in range(0, len(images), CHUNK_DIGITS)
         ]
@@ -106,15 +112,17 @@ def augmented_copies(
     return out
 
 
-def _cache_key(images: np.ndarray, seed: int) -> str:
-    """Covers the data, the seed and the code that makes the copies (this module and `to_mnist`)."""
+def _cache_key(images: np.ndarray, seed: int, config: AugmentConfig) -> str:
+    """Covers the data, the seed, the config and the code that makes the copies (this module
+    and `to_mnist`)."""
     code = b"".join(Path(m).read_bytes() for m in (__file__, preprocessing.__file__ or ""))
-    data = images.tobytes()[:1_000_000] + f"{len(images)}-{seed}".encode()
+    settings = "" if config == AugmentConfig() else repr(config)
+    data = images.tobytes()[:1_000_000] + f"{len(images)}-{seed}{settings}".encode()
     return hashlib.sha256(data + code).hexdigest()[:12]
 
 
 def _augment_chunks(
-    chunks: list[tuple[np.ndarray, np.ndarray, int]], workers: int
+    chunks: list[tuple[np.ndarray, np.ndarray, int, AugmentConfig]], workers: int
 ) -> list[np.ndarray]:
     """Each chunk augmented with its own seed: in this process when there is only one."""
     if len(chunks) <= 1 or workers <= 1:
@@ -133,9 +141,9 @@ def _augment_chunks(
         return [_augment_chunk(chunk) for chunk in chunks]
 
 
-def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
-    images, labels, seed = args
-    return augment(images, labels, np.random.default_rng(seed))
+def _augment_chunk(args: tuple[np.ndarray, np.ndarray, int, AugmentConfig]) -> np.ndarray:
+    images, labels, seed, config = args
+    return augment(images, labels, np.random.default_rng(seed), config)
 
 
 def _enlarge(images: np.ndarray) -> torch.Tensor:
@@ -183,10 +191,22 @@ def _change_pen(x: torch.Tensor, rng: np.random.Generator, steps: tuple[int, ...
 
 
 def _add_style_strokes(
-    x: torch.Tensor, labels: np.ndarray, rng: np.random.Generator, p: float
+    x: torch.Tensor,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    p: float,
+    zero_slashes: tuple[int, ...] = (1,),
 ) -> torch.Tensor:
     """Give some 0s a slash, 1s a flag (sometimes a foot) and 7s a crossbar."""
-    styles = {0: _slash_zero, 1: _flag_one, 7: _cross_seven}
+
+    def slash_zero(
+        draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
+    ) -> None:
+        # One direction draws nothing from `rng`: such copies are made as they always were.
+        rising = zero_slashes[0] if len(zero_slashes) == 1 else rng.choice(zero_slashes)
+        _slash_zero(draw, ink, width, rng, rising=bool(rising > 0))
+
+    styles = {0: slash_zero, 1: _flag_one, 7: _cross_seven}
     picked = [i for i, y in enumerate(labels) if int(y) in styles and rng.random() < p]
     for i in picked:
         canvas = Image.fromarray((x[i, 0].numpy() * 255).astype(np.uint8))
@@ -212,12 +232,20 @@ def _line(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width: i
 
 
 def _slash_zero(
-    draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
+    draw: ImageDraw.ImageDraw,
+    ink: np.ndarray,
+    width: int,
+    rng: np.random.Generator,
+    *,
+    rising: bool = True,
 ) -> None:
     top, bottom, left, right = _extent(ink)
     over = rng.uniform(0.0, 0.15)  # how far the slash runs past the ring
     h, w = bottom - top, right - left
-    _line(draw, [(right + over * w, top - over * h), (left - over * w, bottom + over * h)], width)
+    first, last = right + over * w, left - over * w  # the slash's top end, then its bottom end
+    if not rising:
+        first, last = last, first
+    _line(draw, [(first, top - over * h), (last, bottom + over * h)], width)
 
 
 def _flag_one(

@@ -3,11 +3,12 @@
 The classifier is left as it is (its digits and confidences do not move); a small detector
 (`models.DigitDetector`) learns from the classifier's last feature maps to tell one digit from
 what is not one. Digits: MNIST training digits as they are, through `to_mnist`, and two
-drawing-like copies of each. Not digits (`negatives`): pen-drawn letters of some writers, rows
-of two or three MNIST digits, scribbles, shapes and struck-out digits. A fifth of the
-not-digits (and of the letter writers) is held back to calibrate the detector's probability on
-an even mix; the refusal threshold is then set so that at most a small share of the
-*validation* digits is refused in each of their forms, never on MNIST test or a pen-drawn set.
+drawing-like copies of each (zeros slashed either way). Not digits (`negatives`): pen-drawn
+letters of some writers, rows of two or three MNIST digits, scribbles, shapes and struck-out
+digits. A fifth of the not-digits (and of the letter writers) is held back to calibrate the
+detector's probability on an even mix; the refusal threshold is then set so that at most a small
+share of the *validation* digits is refused in each of their forms, never on MNIST test or a
+pen-drawn set.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from digitrec import negatives
-from digitrec.augmentation import augmented_copies, preprocess_all
+from digitrec.augmentation import AugmentConfig, augmented_copies, preprocess_all
 from digitrec.calibration import sigmoid
 from digitrec.data import Mnist
 from digitrec.models import (
@@ -46,6 +47,9 @@ class DetectorConfig:
 
     digits: int = 50_000  # MNIST training digits, each as it is, preprocessed and varied
     varied_copies: int = 2  # drawing-like copies of each (drawings are what it must keep)
+    # Slashed zeros in those copies: rising ("/", 1) and falling ("\", -1). The classifier
+    # learnt rising ones only, and reads falling ones right; the detector must keep both.
+    zero_slashes: tuple[int, ...] = (1, -1)
     letter_renders: int = 4  # each learning letter drawn this many times (other pens, slants)
     rows: int = 12_000  # two or three digits on one line
     scribbles: int = 8_000
@@ -90,7 +94,8 @@ class DetectorFit:
         detector = DigitDetector(channels)
         detector.load_state_dict(saved["state_dict"])
         detector.eval()
-        config = DetectorConfig(**saved.get("config", {}))
+        # Detectors fitted before `zero_slashes` saw rising slashes only.
+        config = DetectorConfig(**{"zero_slashes": (1,), **saved.get("config", {})})
         return cls(
             detector, saved["scale"], saved["shift"], saved["threshold"], saved["metrics"], config
         )
@@ -146,11 +151,17 @@ def not_digits(
 
 
 def digit_forms(
-    images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: Any, copies: int = 1
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    cache_dir: Any,
+    copies: int = 1,
+    zero_slashes: tuple[int, ...] = (1,),
 ) -> dict[str, np.ndarray]:
     """MNIST digits the three ways the classifier learnt them: plain, preprocessed, and
-    `copies` drawing-like versions (stacked)."""
-    varied = augmented_copies(images, labels, copies, seed, cache_dir)
+    `copies` drawing-like versions (stacked), their zeros slashed as `zero_slashes` says."""
+    config = AugmentConfig(zero_slashes=zero_slashes)
+    varied = augmented_copies(images, labels, copies, seed, cache_dir, config=config)
     return {
         "plain": images.astype(np.float32) / 255,
         "preprocessed": preprocess_all(images),
@@ -191,7 +202,8 @@ def fit_detector(
         val_x, val_y = val_x[:300], val_y[:300]
     logger.info("drawing digits and not-digits to learn from")
     copies = 1 if config.dry_run else config.varied_copies
-    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir, copies)
+    slashes = tuple(config.zero_slashes)
+    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir, copies, slashes)
     learn_letters, calibrate_letters = negatives.split_by_writer(
         letters, config.held_back, salt="calibration"
     )
@@ -200,7 +212,7 @@ def fit_detector(
     held_kinds["letters"] = not_digits(calibrate_letters, digits["drawing-like"], config, rng)[
         "letters"
     ]
-    val_digits = digit_forms(val_x, val_y, config.seed + 1, cache_dir)
+    val_digits = digit_forms(val_x, val_y, config.seed + 1, cache_dir, zero_slashes=slashes)
 
     logger.info("reading the classifier's features")
     positives = torch.cat([maps_of(model, x) for x in digits.values()])

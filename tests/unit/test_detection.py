@@ -12,7 +12,7 @@ import torch
 from digitrec import negatives
 from digitrec.checkpoints import load_checkpoint, save_checkpoint
 from digitrec.data import Mnist
-from digitrec.detection import DetectorConfig, fit_detector, mnist_form
+from digitrec.detection import DetectorConfig, DetectorFit, fit_detector, mnist_form
 from digitrec.export import export_onnx, parity_gap
 from digitrec.gating import refused_share
 from digitrec.inference import Predictor
@@ -142,6 +142,9 @@ def test_a_checkpoint_keeps_the_detector(fitted: TrainResult, tmp_path: Path) ->
 
     assert loaded.detector is not None
     assert loaded.detector.threshold == fitted.detector.threshold
+    assert loaded.detector.config.zero_slashes == (1, -1)
+    older = {**fitted.detector.payload(), "config": {"epochs": 12}}  # fitted before slashes
+    assert DetectorFit.from_payload(older, 256).config.zero_slashes == (1,)
     maps = torch.rand(4, 256, 7, 7)
     with torch.no_grad():
         assert torch.equal(loaded.detector.detector(maps), fitted.detector.detector(maps))

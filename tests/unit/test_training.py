@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec import augmentation, training
-from digitrec.augmentation import augment, augmented_copies
+from digitrec.augmentation import AugmentConfig, augment, augmented_copies
 from digitrec.checkpoints import load_checkpoint, save_checkpoint
 from digitrec.data import VALIDATION_SIZE, Mnist
 from digitrec.models import Standardised, build_model
@@ -310,6 +310,42 @@ def test_augment_depends_only_on_the_generator(tiny_mnist: Mnist) -> None:
     other = augment(images, labels, np.random.default_rng(8))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def _ring_zeros(count: int) -> np.ndarray:
+    """`count` copies of a plain ring, a zero in MNIST's 28x28 form."""
+    rows, cols = np.mgrid[:28, :28]
+    radius = np.hypot((rows - 14) / 9, (cols - 14) / 6)
+    ring = ((radius > 0.75) & (radius < 1.0)).astype(np.uint8) * 255
+    return np.repeat(ring[None], count, axis=0)
+
+
+STILL = AugmentConfig(rotation_deg=0, shear=0, log_aspect=0, elastic=0, pen_steps=(0,), style_p=1)
+
+
+@pytest.mark.parametrize(("slashes", "rising"), [((1,), True), ((-1,), False)])
+def test_a_zeros_slash_rises_or_falls_as_configured(slashes: tuple[int, ...], rising: bool) -> None:
+    config = dataclasses.replace(STILL, zero_slashes=slashes)
+
+    copies = augment(_ring_zeros(4), np.zeros(4, int), np.random.default_rng(0), config)
+
+    # A slash past the ring inks the top corner it starts from: the right one when it rises.
+    top_left, top_right = copies[:, :7, :10].sum(), copies[:, :7, 18:].sum()
+    assert (top_right > 2 * top_left) if rising else (top_left > 2 * top_right)
+
+
+def test_zeros_are_slashed_both_ways_when_both_are_configured(tmp_path: Path) -> None:
+    config = dataclasses.replace(STILL, zero_slashes=(1, -1))
+
+    copies = augment(_ring_zeros(40), np.zeros(40, int), np.random.default_rng(0), config)
+
+    left, right = copies[:, :7, :10].sum(axis=(1, 2)), copies[:, :7, 18:].sum(axis=(1, 2))
+    assert (left > 2 * right).sum() >= 5 and (right > 2 * left).sum() >= 5
+    # Another config, another cache file; the default config keeps its own.
+    images, labels = _ring_zeros(6), np.zeros(6, int)
+    augmented_copies(images, labels, 1, seed=1, cache_dir=tmp_path, config=config)
+    augmented_copies(images, labels, 1, seed=1, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("augmented-*.npy"))) == 2
 
 
 def refuse_process_pools(monkeypatch: pytest.MonkeyPatch) -> None:
