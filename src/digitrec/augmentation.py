@@ -11,10 +11,12 @@ copies take minutes, so `augmented_copies` makes them in worker processes and ca
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import logging
 import math
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +62,7 @@ def augment(
     """Varied copies of MNIST digits, (N, 28, 28) uint8 -> (N, 28, 28) float32 in [0, 1]."""
     config = config or AugmentConfig()
     big = _enlarge(images)  # (N, 1, 112, 112) float32
-    big = _add_style_strokes(big, labels, rng, config.style_p, config.zero_slashes)
+    big = _add_style_strokes(big, labels, rng, config)
     big = _warp(big, rng, config)
     big = _change_pen(big, rng, config.pen_steps)
     out = np.empty((len(images), 28, 28), dtype=np.float32)
@@ -190,24 +192,20 @@ def _change_pen(x: torch.Tensor, rng: np.random.Generator, steps: tuple[int, ...
     return out
 
 
+# Draws one style stroke on a digit: (canvas, its ink mask, pen width, generator).
+StyleStroke = Callable[[ImageDraw.ImageDraw, np.ndarray, int, np.random.Generator], None]
+
+
 def _add_style_strokes(
-    x: torch.Tensor,
-    labels: np.ndarray,
-    rng: np.random.Generator,
-    p: float,
-    zero_slashes: tuple[int, ...] = (1,),
+    x: torch.Tensor, labels: np.ndarray, rng: np.random.Generator, config: AugmentConfig
 ) -> torch.Tensor:
     """Give some 0s a slash, 1s a flag (sometimes a foot) and 7s a crossbar."""
-
-    def slash_zero(
-        draw: ImageDraw.ImageDraw, ink: np.ndarray, width: int, rng: np.random.Generator
-    ) -> None:
-        # One direction draws nothing from `rng`: such copies are made as they always were.
-        rising = zero_slashes[0] if len(zero_slashes) == 1 else rng.choice(zero_slashes)
-        _slash_zero(draw, ink, width, rng, rising=bool(rising > 0))
-
-    styles = {0: slash_zero, 1: _flag_one, 7: _cross_seven}
-    picked = [i for i, y in enumerate(labels) if int(y) in styles and rng.random() < p]
+    styles: dict[int, StyleStroke] = {
+        0: functools.partial(_slash_zero, directions=config.zero_slashes),
+        1: _flag_one,
+        7: _cross_seven,
+    }
+    picked = [i for i, y in enumerate(labels) if int(y) in styles and rng.random() < config.style_p]
     for i in picked:
         canvas = Image.fromarray((x[i, 0].numpy() * 255).astype(np.uint8))
         ink = np.asarray(canvas) > 127
@@ -237,13 +235,16 @@ def _slash_zero(
     width: int,
     rng: np.random.Generator,
     *,
-    rising: bool = True,
+    directions: tuple[int, ...] = (1,),
 ) -> None:
+    """A slash across the ring, rising (1) or falling (-1), picked from `directions`."""
+    # One direction draws nothing from `rng`: such copies are made as they always were.
+    direction = directions[0] if len(directions) == 1 else rng.choice(directions)
     top, bottom, left, right = _extent(ink)
     over = rng.uniform(0.0, 0.15)  # how far the slash runs past the ring
     h, w = bottom - top, right - left
     first, last = right + over * w, left - over * w  # the slash's top end, then its bottom end
-    if not rising:
+    if direction < 0:
         first, last = last, first
     _line(draw, [(first, top - over * h), (last, bottom + over * h)], width)
 
