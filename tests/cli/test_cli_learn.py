@@ -16,13 +16,16 @@ from drawing import DIGITS, draw_digit
 from sqlalchemy import Engine
 
 from digitrec.cli import main
-from digitrec.config import Settings, get_settings
-from digitrec.service import build_service
+from digitrec.config import get_settings
+from digitrec.service import PredictionService
 from digitrec.storage import create_engine_from_url, upgrade
+from digitrec.storage.guard import DatabaseGuard
+from digitrec.storage.outbox import Outbox
 from digitrec.storage.registry import CHAMPION, REJECTED, list_versions, register_version
 
 SESSIONS = 10
 ROWS_PER_SESSION = 6
+SEED_WRITE_DEADLINE_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +58,15 @@ def learn_db(
         reason="the champion",
         checkpoint=(champion_files / "lenet5.pt").read_bytes(),
     )
-    settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, model_dir=champion_files
+    # Seeding is set-up, not the subject: on a busy machine a write slower than the request
+    # deadline would go to the outbox (or a label be refused), so these writes wait for it.
+    service = PredictionService(
+        create_engine_from_url(database_url),
+        Outbox(tmp_path / "outbox"),
+        model_dir=champion_files,
+        guard=DatabaseGuard(deadline_s=SEED_WRITE_DEADLINE_S),
+        replay_interval_s=None,
     )
-    service = build_service(settings)
     digits = sorted(DIGITS)
     for session in range(SESSIONS):
         for row in range(ROWS_PER_SESSION):
@@ -67,6 +75,7 @@ def learn_db(
                 draw_digit(digit), session_id=f"{session:032x}", model="lenet5"
             )
             service.submit_feedback(prediction.id, digit)
+    assert service.outbox.count() == 0, "a seeded row was not written"
     service.close()
     monkeypatch.setenv("DIGITREC_DATABASE_URL", database_url)
     get_settings.cache_clear()
