@@ -32,6 +32,9 @@ POSTGRES_URL_ENV = "DIGITREC_TEST_POSTGRES_URL"
 # --- images -----------------------------------------------------------------------------
 
 
+# The shared services are not about the write deadline (the outage tests set their own): on a
+# busy machine a commit slower than the 0.75 s default would queue a row a test then reads.
+PATIENT_WRITE_DEADLINE_S = 30.0
 DIGIT_NAMES = {"zero": 0, "one": 1, "seven": 7}  # what `make_digit` draws
 
 
@@ -229,6 +232,7 @@ def settings(tmp_path: Path, sqlite_url: str, tiny_model_dir: Path) -> Settings:
         model_dir=tiny_model_dir,
         default_model="default",
         admin_token=ADMIN_TOKEN,
+        db_write_deadline_s=PATIENT_WRITE_DEADLINE_S,
     )
 
 
@@ -246,7 +250,10 @@ def db_service(
 ) -> Iterator[PredictionService]:
     """The service on each backend in turn (SQLite, then PostgreSQL)."""
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, model_dir=tiny_model_dir
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        model_dir=tiny_model_dir,
+        db_write_deadline_s=PATIENT_WRITE_DEADLINE_S,
     )
     built = build_service(settings)
     yield built

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Uploads above this many bytes are refused (HTTP 413) before they are decoded.
     max_upload_bytes: int = 5 * 1024 * 1024
     request_timeout_s: float = 10.0
+    # How long a request waits for its database write before queueing it in the outbox;
+    # None: the guard's default (digitrec.storage.guard). Raise it for a slow disk.
+    db_write_deadline_s: float | None = Field(default=None, gt=0)
     # Writes the outbox may hold (all processes on one data_dir together) while the database
     # takes none; ~8 kB each. Full: predictions are refused with 503 `outbox_full`.
     outbox_capacity: int = Field(default=50_000, ge=0)

@@ -387,6 +387,13 @@ class PredictionService:
         return build_insights(self.storage.read_engine(), session_id)
 
 
+def _guard(settings: Settings) -> DatabaseGuard | None:
+    """The write guard for these settings; None: the guard's defaults."""
+    if settings.db_write_deadline_s is None:
+        return None
+    return DatabaseGuard(deadline_s=settings.db_write_deadline_s)
+
+
 def build_service(
     settings: Settings | None = None, *, model_dir: Path | None = None
 ) -> PredictionService:
@@ -402,6 +409,7 @@ def build_service(
         model_dir=model_dir,
         default_model=settings.default_model,
         schema_ready=False,
+        guard=_guard(settings),
         model_store=ModelStore(engine, model_dir, poll_s=settings.model_poll_s),
         llm=None if llm_config is None else LlmReader(llm_config),
     )

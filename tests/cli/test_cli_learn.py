@@ -16,16 +16,13 @@ from drawing import DIGITS, draw_digit
 from sqlalchemy import Engine
 
 from digitrec.cli import main
-from digitrec.config import get_settings
-from digitrec.service import PredictionService
+from digitrec.config import Settings, get_settings
+from digitrec.service import build_service
 from digitrec.storage import create_engine_from_url, upgrade
-from digitrec.storage.guard import DatabaseGuard
-from digitrec.storage.outbox import Outbox
 from digitrec.storage.registry import CHAMPION, REJECTED, list_versions, register_version
 
 SESSIONS = 10
 ROWS_PER_SESSION = 6
-SEED_WRITE_DEADLINE_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +38,10 @@ def champion_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def learn_db(
-    database_url: str, champion_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    champion_files: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Engine]:
     """A database whose lenet5 champion (version 1) has weights, and 60 labelled rows."""
     upgrade(database_url)
@@ -58,14 +58,8 @@ def learn_db(
         reason="the champion",
         checkpoint=(champion_files / "lenet5.pt").read_bytes(),
     )
-    # Seeding is set-up, not the subject: on a busy machine a write slower than the request
-    # deadline would go to the outbox (or a label be refused), so these writes wait for it.
-    service = PredictionService(
-        create_engine_from_url(database_url),
-        Outbox(tmp_path / "outbox"),
-        model_dir=champion_files,
-        guard=DatabaseGuard(deadline_s=SEED_WRITE_DEADLINE_S),
-        replay_interval_s=None,
+    service = build_service(
+        settings.model_copy(update={"database_url": database_url, "model_dir": champion_files})
     )
     digits = sorted(DIGITS)
     for session in range(SESSIONS):

@@ -31,3 +31,15 @@ def test_empty_secrets_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGITREC_API_KEY", "")
     settings = Settings()
     assert settings.admin_token is None and settings.api_key is None
+
+
+def test_the_write_deadline_is_read_from_the_environment_and_must_be_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DIGITREC_DB_WRITE_DEADLINE_S", raising=False)
+    assert Settings().db_write_deadline_s is None
+    monkeypatch.setenv("DIGITREC_DB_WRITE_DEADLINE_S", "3")
+    assert Settings().db_write_deadline_s == 3.0
+    monkeypatch.setenv("DIGITREC_DB_WRITE_DEADLINE_S", "0")
+    with pytest.raises(ValueError, match="greater than 0"):
+        Settings()

@@ -25,6 +25,7 @@ from digitrec.service import (
     PredictionService,
     build_service,
 )
+from digitrec.storage.guard import WRITE_DEADLINE_S
 
 
 def test_service_predict_logs_the_row_with_both_images(
@@ -240,6 +241,16 @@ def test_service_ready_reports_model_database_and_outbox(
     assert missing.ready() == {"model": False, "database": True, "outbox": outbox}
     assert missing.models() == []
     missing.close()
+
+
+def test_the_write_deadline_comes_from_the_settings(settings: Settings) -> None:
+    patient = build_service(settings.model_copy(update={"db_write_deadline_s": 2.5}))
+    assert patient.guard.deadline_s == 2.5
+    patient.close()
+    # Unset: the guard's own default, which the outage tests and docs/deployment.md rely on.
+    unset = build_service(settings.model_copy(update={"db_write_deadline_s": None}))
+    assert unset.guard.deadline_s == WRITE_DEADLINE_S == 0.75
+    unset.close()
 
 
 def test_a_replica_needs_nothing_but_the_database(
