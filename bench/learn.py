@@ -9,7 +9,9 @@ posted to a live service (`digitrec serve`), correcting every wrong answer and c
 right answer in three, as people do on the page. Then `digitrec learn --model default` runs
 once (timed); once every worker serves the outcome, the test half is posted again. Printed:
 accuracy and errors on the test half before and after, MNIST test before and after (from the
-learner's report), the gates' verdict and how long `learn` took.
+learner's report), the gates' verdict and how long `learn` took; and whether the test half's
+errors are the kind corrections can teach (made by a writer who corrected something, repeating
+a confusion that writer corrected).
 
 The set is only measured on: nothing here goes into the shipped models.
 """
@@ -45,18 +47,42 @@ def png(canvas: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def post_all(port: int, items: list[tuple[str, str, int]], label: bool) -> list[bool]:
+def post_all(port: int, items: list[tuple[str, str, int]], label: bool) -> list[int | None]:
     """Post (session, image, digit) items; with `label`, correct each wrong answer and confirm
-    one right answer in three. Returns whether each answer was right."""
-    right = []
+    one right answer in three. Returns each answer's digit."""
+    answers = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         for i, (session, image, digit) in enumerate(items):
             answer = http.post("/predict", json={"image": image, "session_id": session}).json()
-            right.append(answer["prediction"] == digit)
+            answers.append(answer["prediction"])
             if label and (answer["prediction"] != digit or i % 3 == 0):
                 body = {"actual": digit, "session_id": session}
                 http.post(f"/predictions/{answer['id']}/feedback", json=body).raise_for_status()
-    return right
+    return answers
+
+
+def confusions(
+    items: list[tuple[str, str, int]], answers: list[int | None]
+) -> list[tuple[str, int, int | None]]:
+    """(session, digit, answer) of each wrong answer."""
+    return [
+        (session, digit, answer)
+        for (session, _, digit), answer in zip(items, answers, strict=True)
+        if answer != digit
+    ]
+
+
+def describe_errors(
+    corrected: list[tuple[str, int, int | None]], wrong: list[tuple[str, int, int | None]]
+) -> str:
+    """Whether the test half's errors are the kind a writer's corrections can teach: made by
+    writers who corrected something, and repeating a confusion that writer corrected."""
+    correcting = {session for session, _, _ in corrected}
+    return (
+        f"test-half errors before: {len(wrong)} by {len({s for s, _, _ in wrong})} writers; "
+        f"{sum(s in correcting for s, _, _ in wrong)} by a writer who corrected something, "
+        f"{sum(e in set(corrected) for e in wrong)} repeating a confusion their writer corrected"
+    )
 
 
 def serving_version(port: int) -> int | None:
@@ -88,7 +114,7 @@ def main() -> None:
     server, port = start_server(url, data_dir, args.workers, None)
     try:
         before = post_all(port, test, label=False)
-        post_all(port, feedback, label=True)
+        corrected = confusions(feedback, post_all(port, feedback, label=True))
         labelled = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
         report_path = data_dir / "learn.json"
         env = {**os.environ, "DIGITREC_DATABASE_URL": url, "DIGITREC_ADMIN_TOKEN": ADMIN_TOKEN}
@@ -112,7 +138,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    errors_before, errors_after = before.count(False), after.count(False)
+    errors_before = len(confusions(test, before))
+    errors_after = len(confusions(test, after))
     mnist = {
         k: report["metrics"].get(k, {}).get("mnist_test", {}) for k in ("champion", "candidate")
     }
@@ -122,10 +149,11 @@ def main() -> None:
         f"({labelled['corrected']} corrections, {labelled['confirmed']} confirmations)"
     )
     print(
-        f"test half before: {np.mean(before):.2%} ({errors_before} wrong); "
-        f"after: {np.mean(after):.2%} ({errors_after} wrong); errors "
+        f"test half before: {1 - errors_before / len(test):.2%} ({errors_before} wrong); "
+        f"after: {1 - errors_after / len(test):.2%} ({errors_after} wrong); errors "
         f"{(errors_after - errors_before) / max(errors_before, 1):+.0%}"
     )
+    print(describe_errors(corrected, confusions(test, before)))
     for who, measured in mnist.items():
         if measured:
             print(f"MNIST test, {who}: {measured['accuracy']:.2%}")
