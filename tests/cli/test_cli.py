@@ -18,8 +18,7 @@ from click.testing import CliRunner, Result
 from drawing import draw_digit
 from PIL import Image
 
-from digitrec import cli
-from digitrec.cli import main
+from digitrec.cli import main, training
 from digitrec.config import get_settings
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
 from digitrec.inference import Predictor
@@ -285,7 +284,7 @@ def fake_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "checkout"
     (root / "src" / "digitrec" / "assets" / "models").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'digitrec'\n")
-    monkeypatch.setattr(cli, "shipped_model_dir", lambda: root / "src/digitrec/assets/models")
+    monkeypatch.setattr(training, "shipped_model_dir", lambda: root / "src/digitrec/assets/models")
     return root
 
 
@@ -327,7 +326,7 @@ def test_into_package_refuses_an_installed_package(
 ) -> None:
     site = tmp_path / "lib" / "python3.11" / "site-packages" / "digitrec" / "assets" / "models"
     site.mkdir(parents=True)
-    monkeypatch.setattr(cli, "shipped_model_dir", lambda: site)
+    monkeypatch.setattr(training, "shipped_model_dir", lambda: site)
 
     result = invoke_catching(command, "--model", "lenet5", "--into-package")
 
