@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
 from typing import Any, TypedDict
 
-import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
@@ -22,12 +19,12 @@ from digitrec.contract import (
     PredictionNotFoundError,
     StorageUnavailableError,
 )
-from digitrec.inference import Predictor
+from digitrec.drawings import Drawing
 from digitrec.insights import build_insights, summarise_outcomes
 from digitrec.llm import NAME as LLM
 from digitrec.llm import LlmConfig, LlmError, LlmReader
 from digitrec.model_store import ModelStore
-from digitrec.preprocessing import ImageSource, as_canvas, encode_png, png_to_store, to_mnist
+from digitrec.preprocessing import ImageSource
 from digitrec.schemas import (
     ComparisonPublic,
     InsightsPublic,
@@ -75,72 +72,6 @@ class Readiness(TypedDict):
     model: bool
     database: bool
     outbox: OutboxState
-
-
-@dataclass(frozen=True)
-class _Drawing:
-    """One upload, decoded once and preprocessed: what every model that reads it shares."""
-
-    pixels: np.ndarray  # (28, 28) float32 in [0, 1]: the model input
-    preprocessing_ms: float  # decoding and preprocessing
-    image_png: bytes  # the model input as logged
-    canvas_png: bytes  # the picture as drawn: the upload itself when it is a bare PNG
-
-    @classmethod
-    def of(cls, image: ImageSource) -> _Drawing:
-        started = time.perf_counter()
-        # The pixels a PNG of it holds, the same in-process and over HTTP: both the model input
-        # and the stored canvas come from this one decoding.
-        canvas = as_canvas(image)
-        pixels = to_mnist(canvas)
-        preprocessing_ms = (time.perf_counter() - started) * 1000.0
-        return cls(pixels, preprocessing_ms, encode_png(pixels), png_to_store(image, canvas))
-
-    def record(
-        self, predictor: Predictor, session_id: str, uid: str, *, request_id: str
-    ) -> PredictionRecord:
-        """The row of one model's answer; latency: the preprocessing plus its inference."""
-        started = time.perf_counter()
-        (prediction,) = predictor.predict_preprocessed(self.pixels[None])
-        inference_ms = (time.perf_counter() - started) * 1000.0
-        return PredictionRecord(
-            uid=uid,
-            timestamp=datetime.now(UTC),
-            session_id=session_id,
-            model=predictor.name,
-            model_version=predictor.version,
-            request_id=request_id,
-            prediction=prediction.digit,
-            confidence=prediction.confidence,
-            probabilities=list(prediction.probabilities),
-            latency_ms=self.preprocessing_ms + inference_ms,
-            digit_probability=prediction.digit_probability,
-            is_digit=prediction.is_digit,
-            image_png=self.image_png,
-            canvas_png=self.canvas_png,
-        )
-
-    def read_by(
-        self, reader: LlmReader, session_id: str, uid: str, *, request_id: str
-    ) -> PredictionRecord:
-        """The row of the chat model's answer: a digit or none, and no probabilities, which
-        it does not state (raises LlmError when it gave no answer at all)."""
-        answer = reader.read(self.pixels, self.canvas_png)
-        return PredictionRecord(
-            uid=uid,
-            timestamp=datetime.now(UTC),
-            session_id=session_id,
-            model=LLM,
-            request_id=request_id,
-            prediction=answer.digit,
-            confidence=None,
-            probabilities=None,
-            latency_ms=self.preprocessing_ms + answer.latency_ms,
-            # "none" is its verdict that this is not a digit; "unsure" is no verdict at all.
-            is_digit=answer.status != "none",
-            image_png=self.image_png,
-            canvas_png=self.canvas_png,
-        )
 
 
 class PredictionService:
@@ -204,7 +135,7 @@ class PredictionService:
         # `model` None (no model named): this service's default, resolved here and only here.
         predictor = self.model_store.predictor(model or self.default_model)
         uid = _prediction_uid(session_id, idempotency_key)
-        drawing = _Drawing.of(image)
+        drawing = Drawing.of(image)
         return self._log(drawing.record(predictor, session_id, uid, request_id=uid))
 
     def compare(
@@ -225,7 +156,7 @@ class PredictionService:
         session_id = session_id or new_session_id()
         predictors = [self.model_store.predictor(name) for name in self.models()]
         request_id = _prediction_uid(session_id, idempotency_key)
-        drawing = _Drawing.of(image)
+        drawing = Drawing.of(image)
         rows, unavailable = [], {}
 
         def uid_for(name: str) -> str:
