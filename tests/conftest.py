@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from credentials import ADMIN_TOKEN
+from deadlines import PATIENT_WRITE_DEADLINE_S
 from drawing import draw_digit, rgba_canvas
 from PIL import Image
 from sqlalchemy import Engine, create_engine
@@ -32,9 +33,6 @@ POSTGRES_URL_ENV = "DIGITREC_TEST_POSTGRES_URL"
 # --- images -----------------------------------------------------------------------------
 
 
-# The shared services are not about the write deadline (the outage tests set their own): on a
-# busy machine a commit slower than the 0.75 s default would queue a row a test then reads.
-PATIENT_WRITE_DEADLINE_S = 30.0
 DIGIT_NAMES = {"zero": 0, "one": 1, "seven": 7}  # what `make_digit` draws
 
 

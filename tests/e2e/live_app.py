@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from deadlines import PATIENT_WRITE_DEADLINE_S
 from playwright.sync_api import Browser, FloatRect, Locator, Page, Playwright, expect
 from sqlalchemy import Row, create_engine, select
 from sqlalchemy.pool import NullPool
@@ -69,7 +70,11 @@ def free_port() -> int:
 def app_environment(database_url: str, data_dir: Path) -> dict[str, str]:
     """This process's environment with the page pointed at one database and data folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
-    env.update(DIGITREC_DATABASE_URL=database_url, DIGITREC_DATA_DIR=str(data_dir))
+    env.update(
+        DIGITREC_DATABASE_URL=database_url,
+        DIGITREC_DATA_DIR=str(data_dir),
+        DIGITREC_DB_WRITE_DEADLINE_S=str(PATIENT_WRITE_DEADLINE_S),  # see tests/deadlines.py
+    )
     return env
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from deadlines import PATIENT_WRITE_DEADLINE_S
 from streamlit.testing.v1 import AppTest
 
 from digitrec.config import Settings, get_settings
@@ -28,6 +29,7 @@ def page_settings(
     def configure(database_url: str) -> Settings:
         monkeypatch.setenv("DIGITREC_DATABASE_URL", database_url)
         monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("DIGITREC_DB_WRITE_DEADLINE_S", str(PATIENT_WRITE_DEADLINE_S))
         for name in ("DIGITREC_API_URL", "DIGITREC_MODEL_DIR", "DIGITREC_DEFAULT_MODEL"):
             monkeypatch.delenv(name, raising=False)
         get_settings.cache_clear()
