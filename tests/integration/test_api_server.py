@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from credentials import ADMIN, ADMIN_TOKEN, sid
+from deadlines import PATIENT_WRITE_DEADLINE_S
 from PIL import Image
 
 from digitrec.api.client import ApiClient
@@ -56,8 +57,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(tmp_path: Path, database_url: str, model_dir: Path) -> LiveServer:
-    """Start the server on a free port and wait until it answers /health."""
+def start_server(
+    tmp_path: Path,
+    database_url: str,
+    model_dir: Path,
+    write_deadline_s: float | None = PATIENT_WRITE_DEADLINE_S,
+) -> LiveServer:
+    """Start the server on a free port and wait until it answers /health; `write_deadline_s`
+    None: the service's own write deadline (the outage test's subject)."""
     port = _free_port()
     # Only what this test sets: nothing from the developer's DIGITREC_* environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
@@ -69,6 +76,8 @@ def start_server(tmp_path: Path, database_url: str, model_dir: Path) -> LiveServ
         DIGITREC_LOG_LEVEL="INFO",
         DIGITREC_ADMIN_TOKEN=ADMIN_TOKEN,
     )
+    if write_deadline_s is not None:
+        env["DIGITREC_DB_WRITE_DEADLINE_S"] = str(write_deadline_s)
     log_path = tmp_path / "server.log"
     command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
     process = subprocess.Popen(
@@ -191,7 +200,7 @@ def test_database_outage_under_load_loses_no_prediction(
     tmp_path: Path, disposable_postgres: Any, tiny_model_dir: Path, digit_png: bytes
 ) -> None:
     database = disposable_postgres  # tests/conftest.py's DisposablePostgres
-    server = start_server(tmp_path, str(database.url), tiny_model_dir)
+    server = start_server(tmp_path, str(database.url), tiny_model_dir, write_deadline_s=None)
     answered: list[tuple[str, bool]] = []
     failures: list[str] = []
     stop = threading.Event()
