@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -62,7 +63,7 @@ def post_all(port: int, items: list[tuple[str, str, int]], label: bool) -> list[
 
 
 def confusions(
-    items: list[tuple[str, str, int]], answers: list[int | None]
+    items: list[tuple[str, Any, int]], answers: list[int | None]
 ) -> list[tuple[str, int, int | None]]:
     """(session, digit, answer) of each wrong answer."""
     return [
@@ -78,10 +79,11 @@ def describe_errors(
     """Whether the test half's errors are the kind a writer's corrections can teach: made by
     writers who corrected something, and repeating a confusion that writer corrected."""
     correcting = {session for session, _, _ in corrected}
+    repeated = set(corrected)
     return (
         f"test-half errors before: {len(wrong)} by {len({s for s, _, _ in wrong})} writers; "
         f"{sum(s in correcting for s, _, _ in wrong)} by a writer who corrected something, "
-        f"{sum(e in set(corrected) for e in wrong)} repeating a confusion their writer corrected"
+        f"{sum(e in repeated for e in wrong)} repeating a confusion their writer corrected"
     )
 
 
@@ -138,7 +140,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    errors_before = len(confusions(test, before))
+    wrong_before = confusions(test, before)
+    errors_before = len(wrong_before)
     errors_after = len(confusions(test, after))
     mnist = {
         k: report["metrics"].get(k, {}).get("mnist_test", {}) for k in ("champion", "candidate")
@@ -153,7 +156,7 @@ def main() -> None:
         f"after: {1 - errors_after / len(test):.2%} ({errors_after} wrong); errors "
         f"{(errors_after - errors_before) / max(errors_before, 1):+.0%}"
     )
-    print(describe_errors(corrected, confusions(test, before)))
+    print(describe_errors(corrected, wrong_before))
     for who, measured in mnist.items():
         if measured:
             print(f"MNIST test, {who}: {measured['accuracy']:.2%}")

@@ -24,7 +24,7 @@ So more or harder fine-tuning on a few hundred rows buys little here, and costs 
 Again with quirks (defaults; a quiet machine): 63 -> 61 wrong, MNIST 99.63 -> 99.57 %, learn
 108 s; of the 63 errors, 50 are by a writer who corrected something and 21 repeat a confusion
 their writer corrected. A third of the errors are the writer's own habit, which one model for
-everybody cannot learn without unlearning it for others: that part needs the writer's session.
+everybody cannot learn without unlearning it for others.
 `--set` overrides a `FineTuneConfig` field, e.g. `--set lr=5e-4 --set distill_weight=1`.
 """
 
@@ -161,8 +161,10 @@ def main() -> None:
 
     test_x = np.stack([x for _, x, _ in test]).astype(np.float32) / 255
     test_y = np.array([y for _, _, y in test])
-    answers_before = probabilities(champion, test_x).argmax(axis=1)
-    before = int((answers_before != test_y).sum())
+    wrong_before = confusions(
+        test, [int(a) for a in probabilities(champion, test_x).argmax(axis=1)]
+    )
+    before = len(wrong_before)
     after = int((probabilities(outcome.candidate, test_x).argmax(axis=1) != test_y).sum())
     print(f"config: {overrides or 'defaults'}, correction weight {args.correction_weight}")
     print(
@@ -177,7 +179,7 @@ def main() -> None:
     mnist_after = outcome.candidate_metrics[MNIST_TEST]["accuracy"]
     print(f"MNIST test {mnist_before:.2%} -> {mnist_after:.2%}")
     corrected = confusions(feedback_half, [int(p) for p in shown])
-    print(describe_errors(corrected, confusions(test, [int(a) for a in answers_before])))
+    print(describe_errors(corrected, wrong_before))
     print(f"verdict: {'promoted' if outcome.verdict.promoted else 'not promoted'}")
     for reason in outcome.verdict.reasons:
         print(f"  {reason}")

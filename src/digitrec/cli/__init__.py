@@ -54,9 +54,7 @@ def data(idx_dir: Path | None, cache_dir: Path | None) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @options.model_option
-@click.option(
-    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
-)
+@options.model_dir_option
 def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
     """Name the digit in each image file: one JSON line per file.
 

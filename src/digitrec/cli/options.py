@@ -22,6 +22,9 @@ model_option = click.option(
     show_default=True,
     help=f"One of {', '.join(MODEL_NAMES)}.",
 )
+model_dir_option = click.option(
+    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
 out_dir_option = click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),

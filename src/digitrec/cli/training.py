@@ -227,9 +227,7 @@ def export(name: str, checkpoint: Path | None, out_dir: Path | None, into_packag
 
 @click.command()
 @options.model_option
-@click.option(
-    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
-)
+@options.model_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @options.cache_option
 def evaluate(name: str, model_dir: Path | None, as_json: bool, cache_dir: Path | None) -> None:
