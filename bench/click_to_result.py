@@ -25,9 +25,10 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+# The tests' shared helpers (as pytest's `pythonpath`) and the browser tests' own.
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
-from live_app import (  # noqa: E402  (the browser tests' helpers, found through sys.path)
+from live_app import (  # noqa: E402  (found through sys.path)
     DIGIT_STROKES,
     app_environment,
     clear_slate,

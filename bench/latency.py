@@ -33,7 +33,7 @@ import numpy as np
 from load import canvas_png
 from PIL import Image
 
-from digitrec import service as service_module
+from digitrec import drawings
 from digitrec.config import Settings
 from digitrec.inference import load_predictor
 from digitrec.preprocessing import to_mnist
@@ -95,9 +95,9 @@ def timed_stages(service: PredictionService) -> Iterator[dict[str, list[float]]]
 
         return timed
 
-    originals = {name: getattr(service_module, name) for name in STAGES}
+    originals = {name: getattr(drawings, name) for name in STAGES}
     for name, work in originals.items():
-        setattr(service_module, name, timer(name, work))
+        setattr(drawings, name, timer(name, work))
     predictor = service.model_store.predictor(service.default_model)
     predictor.predict_preprocessed = timer("networks", predictor.predict_preprocessed)  # type: ignore[method-assign]
     service.storage.write = timer("database write", service.storage.write)  # type: ignore[method-assign]
@@ -105,7 +105,7 @@ def timed_stages(service: PredictionService) -> Iterator[dict[str, list[float]]]
         yield spent
     finally:
         for name, work in originals.items():
-            setattr(service_module, name, work)
+            setattr(drawings, name, work)
 
 
 def bench_service(database_url: str | None, repeats: int) -> None:

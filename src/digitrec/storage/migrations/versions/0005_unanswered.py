@@ -1,5 +1,6 @@
-"""A reader that may give no digit: a chat model answers "none" or nothing usable, and states
-no probabilities, so a row's prediction, confidence and probabilities may be empty.
+"""A reader that may give no digit: a row's prediction, confidence and probabilities may be empty.
+
+A chat model answers "none" or nothing usable, and states no probabilities.
 
 Revision ID: 0005
 Revises: 0004
