@@ -106,6 +106,14 @@ def test_a_refusal_and_a_not_a_digit_label_read_as_not_a_digit() -> None:
     (row,) = formatting.history_rows([refused], count=1)
 
     assert (row["Prediction"], row["Actual"]) == ("not a digit", "not a digit")
+    assert row["Confidence"] == "97%"  # that it is not a digit, not the closest digit's 70 %
+    comparison = ComparisonPublic(request_id="r", session_id="s", predictions=[refused])
+    (compared,) = formatting.comparison_rows(comparison)
+    assert (compared["Answer"], compared["Confidence"], compared["One digit"]) == (
+        "not a digit",
+        "97%",
+        "3%",
+    )
     assert formatting.prediction_line(refused) == formatting.NOT_A_DIGIT_MESSAGE
     assert formatting.confidence_line(refused) == (
         "Chance it is one digit: 3% · closest digit 4 (70%)"

@@ -118,7 +118,7 @@ def history_rows(
             "Index": count - position,
             "Prediction": answer_label(p),
             "Actual": actual_label(p),
-            "Confidence": confidence_label(p),
+            "Confidence": answer_confidence(p),
             "Model": model_label(p),
             "Time": local_time(p.timestamp, zone),
         }
@@ -139,6 +139,14 @@ def confidence_label(result: PredictionPublic) -> str:
     return UNKNOWN if result.confidence is None else percent(result.confidence)
 
 
+def answer_confidence(result: PredictionPublic) -> str:
+    """How sure the model is of `answer_label`: of its digit, or for a refusal, that the
+    drawing is not one digit (the closest digit's confidence would read as "70 % not a digit")."""
+    if not result.is_digit and result.digit_probability is not None:
+        return percent(1.0 - result.digit_probability)
+    return confidence_label(result)
+
+
 def actual_label(result: PredictionPublic) -> str:
     """The person's label as the history shows it: a digit, "not a digit", or nothing."""
     if result.not_a_digit:
@@ -155,7 +163,7 @@ def comparison_rows(comparison: ComparisonPublic) -> list[dict[str, Any]]:
         {
             "Model": model_label(p),
             "Answer": answer_label(p),
-            "Confidence": confidence_label(p),
+            "Confidence": answer_confidence(p),
             "One digit": "" if p.digit_probability is None else percent(p.digit_probability),
             "Latency": f"{p.latency_ms:.1f} ms",
         }
