@@ -278,6 +278,27 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("train", "--model", "lenet5", "--dry-run"),
+        ("evaluate", "--model", "lenet5"),
+        ("examples", "--out", "examples.png"),
+        ("learn", "--dry-run"),
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_command_needing_mnist_says_to_fetch_it_first(
+    command: tuple[str, ...], data_dir: Path
+) -> None:
+    result = invoke_catching(*command)
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # click's usage error, not a traceback
+    assert f"no MNIST cache at {data_dir / 'mnist'}" in result.output
+    assert "run `digitrec data` first" in result.output
+
+
 @pytest.fixture
 def fake_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A source checkout whose packaged models folder stands in for the real one."""

@@ -139,10 +139,9 @@ def examples(out: Path | None, cache_dir: Path | None) -> None:
     Example:
       digitrec examples --out examples.png
     """
-    from digitrec.data import load_mnist
     from digitrec.ui.examples import examples_path, render_example_grid
 
-    images, labels = load_mnist(options.mnist_cache(cache_dir)).split("train")
+    images, labels = options.mnist(cache_dir).split("train")
     target = out or examples_path()
     render_example_grid(images, labels, target)
     click.echo(f"wrote {target}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from digitrec.cli import options
 from digitrec.config import get_settings
 
 DEFAULT_CHECKPOINT_DIR = Path("models")  # the checkout's trained files: models/NAME.pt
@@ -54,13 +55,13 @@ def learn(
     Example:
       digitrec learn --model default --report learn.json
     """
-    from digitrec.data import load_mnist
     from digitrec.finetuning import FineTuneConfig
     from digitrec.gating import DRAWN_DEV, comparison_table
     from digitrec.learner import run_learning
     from digitrec.rendering import drawn_digits
     from digitrec.storage import create_engine_from_url, upgrade
 
+    mnist = options.mnist(None)
     settings = get_settings()
     url = settings.resolved_database_url
     upgrade(url)
@@ -73,7 +74,7 @@ def learn(
         outcome = run_learning(
             engine,
             name,
-            load_mnist(settings.data_dir / "mnist"),
+            mnist,
             config=config,
             min_feedback=min_feedback,
             checkpoint=checkpoint or DEFAULT_CHECKPOINT_DIR / f"{name}.pt",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from digitrec.config import get_settings
 from digitrec.inference import MODEL_NAMES, Predictor, UnknownModelError, load_predictor
+
+if TYPE_CHECKING:
+    from digitrec.data import Mnist
 
 cache_option = click.option(
     "--cache-dir",
@@ -41,6 +45,17 @@ into_package_option = click.option(
 def mnist_cache(cache_dir: Path | None) -> Path:
     """Where MNIST is cached: `--cache-dir`, else DIGITREC_DATA_DIR/mnist."""
     return cache_dir or get_settings().data_dir / "mnist"
+
+
+def mnist(cache_dir: Path | None) -> Mnist:
+    """MNIST from its cache; no cache yet is a usage error that says what to run, not a
+    traceback."""
+    from digitrec.data import DataUnavailableError, load_mnist
+
+    try:
+        return load_mnist(mnist_cache(cache_dir))
+    except DataUnavailableError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def predictor(name: str, model_dir: Path | None) -> Predictor:

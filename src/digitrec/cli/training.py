@@ -92,7 +92,6 @@ def train(
       digitrec train --model default --epochs 2 --dry-run --out-dir /tmp/m
     """
     from digitrec.checkpoints import save_checkpoint
-    from digitrec.data import load_mnist
     from digitrec.export import export_onnx, parity_gap
     from digitrec.training import RECIPES, fit
 
@@ -104,7 +103,7 @@ def train(
         RECIPES[name], dry_run=dry_run, **{k: v for k, v in overrides.items() if v is not None}
     )
     cache = options.mnist_cache(cache_dir)
-    mnist = load_mnist(cache)
+    mnist = options.mnist(cache_dir)
     result = fit(mnist, config, cache_dir=cache / "augmented")
     checkpoint = checkpoint_dir / f"{name}.pt"
     save_checkpoint(result, checkpoint, data_source=f"MNIST cache {cache}")
@@ -154,7 +153,6 @@ def detector(
         --into-package
     """
     from digitrec.checkpoints import load_checkpoint, save_checkpoint
-    from digitrec.data import load_mnist
     from digitrec.detection import DetectorConfig, fit_detector
     from digitrec.export import export_onnx, parity_gap
     from digitrec.negatives import split_by_writer
@@ -167,7 +165,7 @@ def detector(
     result = load_checkpoint(checkpoint)
     learn_letters = split_by_writer(read_samples(letters))[0] if letters else []
     cache = options.mnist_cache(cache_dir)
-    mnist = load_mnist(cache)
+    mnist = options.mnist(cache_dir)
     config = DetectorConfig(dry_run=dry_run)
     try:
         result.detector = fit_detector(
@@ -237,10 +235,9 @@ def evaluate(name: str, model_dir: Path | None, as_json: bool, cache_dir: Path |
     Example:
       digitrec evaluate --model default
     """
-    from digitrec.data import load_mnist
     from digitrec.evaluation import evaluate_predictor
 
-    test_x, test_y = load_mnist(options.mnist_cache(cache_dir)).split("test")
+    test_x, test_y = options.mnist(cache_dir).split("test")
     metrics = evaluate_predictor(options.predictor(name, model_dir), test_x, test_y)
     if as_json:
         click.echo(json.dumps(metrics))
