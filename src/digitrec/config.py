@@ -13,6 +13,8 @@ APP_NAME = "digitrec"
 # The schemes Heroku-style URLs use for PostgreSQL; the app talks to it through psycopg 3.
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 PSYCOPG_SCHEME = "postgresql+psycopg://"
+# The databases the app has drivers for: SQLite (Python's own) and PostgreSQL (psycopg 3).
+DATABASE_SCHEMES = ("sqlite://", "sqlite+pysqlite://", PSYCOPG_SCHEME)
 
 
 def default_data_dir() -> Path:
@@ -66,11 +68,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _use_psycopg(cls, url: str | None) -> str | None:
-        """`postgres://` and `postgresql://` URLs mean psycopg 3, the driver that is installed."""
-        if url:
-            for scheme in POSTGRES_SCHEMES:
-                if url.startswith(scheme):
-                    return PSYCOPG_SCHEME + url[len(scheme) :]
+        """`postgres://` and `postgresql://` URLs mean psycopg 3, the driver that is installed;
+        a URL of any other database (or none at all) is refused when the settings are read."""
+        if not url:
+            return url
+        for scheme in POSTGRES_SCHEMES:
+            if url.startswith(scheme):
+                url = PSYCOPG_SCHEME + url[len(scheme) :]
+        if not url.startswith(DATABASE_SCHEMES):
+            raise ValueError(
+                "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+            )
         return url
 
     @property

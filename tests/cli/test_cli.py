@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -297,6 +298,36 @@ def test_a_command_needing_mnist_says_to_fetch_it_first(
     assert isinstance(result.exception, SystemExit)  # click's usage error, not a traceback
     assert f"no MNIST cache at {data_dir / 'mnist'}" in result.output
     assert "run `digitrec data` first" in result.output
+
+
+def test_an_unreachable_database_is_an_error_message_not_a_traceback(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DIGITREC_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{port}/x")
+    get_settings.cache_clear()
+
+    for command in (("db", "upgrade"), ("models", "list")):
+        result = invoke_catching(*command)
+
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert "Error: cannot migrate the database: connection failed" in result.output
+
+
+def test_an_invalid_setting_is_named_in_one_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGITREC_DATABASE_URL", "mysql://app@db/digitrec")
+    get_settings.cache_clear()
+
+    result = invoke_catching("models", "list")
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.startswith("Error: invalid setting DIGITREC_DATABASE_URL: ")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from digitrec.config import Settings
 
@@ -18,6 +19,15 @@ from digitrec.config import Settings
 )
 def test_database_url_schemes_map_to_psycopg(given: str, used: str) -> None:
     assert Settings(database_url=given).resolved_database_url == used
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://app@db/digitrec", "postgresql+asyncpg://app@db/digitrec", "digitrec.sqlite3"],
+)
+def test_a_database_url_the_app_has_no_driver_for_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="expected sqlite:///PATH or postgresql"):
+        Settings(database_url=url)
 
 
 def test_database_url_from_the_environment_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,12 +9,30 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from digitrec.cli import learning, options, registry, training
 from digitrec.config import get_settings
+from digitrec.contract import StorageUnavailableError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: what an operator can fix (a setting, the database) is said in one
+    line with exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:  # DIGITREC_ settings, read by get_settings()
+            problems = "; ".join(
+                f"DIGITREC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise click.ClickException(f"invalid setting {problems}") from exc
+        except StorageUnavailableError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="digitrec")
 def main() -> None:
     """Handwritten digit recognition: train, evaluate and serve the models, run the app."""
