@@ -16,13 +16,13 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from drawing import draw_digit
+from drawing import draw_digit, draw_strokes, rgba_canvas
 from PIL import Image
 
 from digitrec.cli import main, training
 from digitrec.config import get_settings
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
-from digitrec.inference import Predictor
+from digitrec.inference import Predictor, load_predictor
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 N_TEST = 300  # digits in the fake MNIST test split
@@ -169,11 +169,33 @@ def test_predict_prints_one_json_line_per_file(tmp_path: Path, tiny_model_dir: P
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
     for line in lines:
-        assert set(line) == {"file", "digit", "confidence", "probabilities", "model"}
+        assert set(line) == {
+            "file",
+            "digit",
+            "confidence",
+            "probabilities",
+            "digit_probability",
+            "is_digit",
+            "model",
+        }
         assert 0 <= line["digit"] <= 9 and line["model"] == "default"
+        # The tiny model has no "not a digit" detector: it cannot tell, and keeps every drawing.
+        assert line["digit_probability"] is None and line["is_digit"] is True
         assert len(line["probabilities"]) == 10
         assert sum(line["probabilities"]) == pytest.approx(1.0, abs=1e-4)
         assert line["confidence"] == max(line["probabilities"])
+
+
+def test_predict_says_when_the_shipped_default_refuses_a_letter(tmp_path: Path) -> None:
+    letter_a = [[(60.0, 230.0), (140.0, 50.0), (220.0, 230.0)], [(95.0, 165.0), (185.0, 165.0)]]
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba_canvas(draw_strokes(letter_a, supersample=4))).save(path)
+
+    result = invoke("predict", path)
+
+    line = json.loads(result.output)
+    assert line["is_digit"] is False
+    assert 0.0 <= line["digit_probability"] < load_predictor("default").digit_threshold
 
 
 def test_predict_reports_a_bad_file_and_exits_1(tmp_path: Path, tiny_model_dir: Path) -> None:

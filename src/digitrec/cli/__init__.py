@@ -100,6 +100,12 @@ def predict(files: tuple[Path, ...], name: str, model_dir: Path | None) -> None:
                 "digit": p.digit,
                 "confidence": round(p.confidence, 6),
                 "probabilities": [round(x, 6) for x in p.probabilities],
+                # As the API answers: the chance it is one digit at all (null: the model
+                # cannot tell), and whether the model keeps it as a digit.
+                "digit_probability": None
+                if p.digit_probability is None
+                else round(p.digit_probability, 6),
+                "is_digit": p.is_digit,
                 "model": p.model,
             }
         except (OSError, PreprocessingError) as exc:
