@@ -58,11 +58,29 @@ def test_accuracy_over_time_draws_a_rule_per_promotion_on_a_utc_axis() -> None:
         reason="every gate held",
     )
     lines, rules = _layers(charts.accuracy_over_time(points, [promotion], "hour").to_dict())
-    assert [v["when"] for v in _values(lines)] == ["2026-03-01 10:00", "2026-03-01 11:00"]
+    assert [v["when"] for v in _values(lines)] == [
+        "2026-03-01 10:00–11:00",
+        "2026-03-01 11:00–12:00",
+    ]
+    # Each point at the middle of its hour: the promotion at 10:30 is drawn beside the first.
+    assert _values(lines)[0]["middle"] == promotion.at.isoformat()
+    assert lines["encoding"]["x"]["field"] == "middle"
     assert lines["encoding"]["x"]["scale"] == {"type": "utc"}
     (mark,) = _values(rules)
     assert (mark["change"], mark["reason"]) == ("default v2 promoted", "every gate held")
     assert rules["mark"]["type"] == "rule"
+
+
+def test_a_days_accuracy_is_drawn_at_noon_and_named_by_its_date() -> None:
+    day = PeriodAccuracyPublic(start=T0, model="default", labelled=1, correct=1, accuracy=1.0)
+
+    lines, _ = _layers(charts.accuracy_over_time([day], [], "day").to_dict())
+
+    (value,) = _values(lines)
+    assert (value["when"], value["middle"]) == (
+        "2026-03-01",
+        (T0 + timedelta(hours=12)).isoformat(),
+    )
 
 
 def test_gate_lines_mark_pass_and_fail() -> None:

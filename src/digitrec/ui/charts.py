@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import altair as alt
@@ -16,6 +16,7 @@ PERCENT = alt.Axis(format="%")
 # Times in UTC, as the history table shows them.
 UTC_SCALE = alt.Scale(type="utc")
 HOUR_FORMAT, DAY_FORMAT = "%d %b %H:%M", "%d %b %Y"  # axis labels
+PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}  # of the accuracy over time
 EMPTY_CELL_COLOUR = "#f0f2f6"  # Streamlit's light grey
 # Axis text on the white page: #31333F is Streamlit's body text, 12.6:1 (the theme's default
 # axis grey is below the 4.5:1 that WCAG asks of text).
@@ -123,10 +124,13 @@ def accuracy_over_time(
 def _accuracy_lines(
     points: Sequence[PeriodAccuracyPublic], period: str, time_axis: alt.Axis
 ) -> alt.Chart:
+    # Each point sits at the middle of the period it sums up, so that a promotion made during
+    # that hour (or day) is drawn beside it, not after it.
+    length = PERIODS[period]
     values = [
         {
-            "start": p.start.isoformat(),
-            "when": _utc_text(p.start),
+            "middle": (p.start + length / 2).isoformat(),
+            "when": _period_text(p.start, length),
             "model": p.model,
             "accuracy": p.accuracy,
             "n": p.labelled,
@@ -138,7 +142,7 @@ def _accuracy_lines(
         .mark_line(point=alt.OverlayMarkDef(size=60))
         .encode(
             x=alt.X(
-                "start:T",
+                "middle:T",
                 title=f"{period.capitalize()} (UTC)",
                 scale=UTC_SCALE,
                 axis=time_axis,
@@ -183,6 +187,13 @@ def _promotion_rules(promotions: Sequence[PromotionPublic], time_axis: alt.Axis)
 
 def _change(status: str) -> str:
     return "promoted" if status == "champion" else "retired (replaced)"
+
+
+def _period_text(start: datetime, length: timedelta) -> str:
+    """The period a point sums up, in UTC: "2026-03-01 10:00–11:00", or the day."""
+    if length >= PERIODS["day"]:
+        return start.astimezone(UTC).strftime("%Y-%m-%d")
+    return f"{_utc_text(start)}–{(start + length).astimezone(UTC):%H:%M}"
 
 
 def _utc_text(moment: datetime) -> str:
