@@ -67,7 +67,7 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _use_psycopg(cls, url: str | None) -> str | None:
+    def _database_url_with_a_driver(cls, url: str | None) -> str | None:
         """`postgres://` and `postgresql://` URLs mean psycopg 3, the driver that is installed;
         a URL of any other database (or none at all) is refused when the settings are read."""
         if not url:

@@ -18,11 +18,13 @@ import pytest
 from click.testing import CliRunner, Result
 from drawing import draw_digit, draw_strokes, rgba_canvas
 from PIL import Image
+from pydantic import ValidationError
 
-from digitrec.cli import main, training
+from digitrec.cli import Commands, main, training
 from digitrec.config import get_settings
 from digitrec.data import IDX_FILES, VALIDATION_SIZE, load_mnist
 from digitrec.inference import Predictor, load_predictor
+from digitrec.schemas import FeedbackIn
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 N_TEST = 300  # digits in the fake MNIST test split
@@ -350,6 +352,19 @@ def test_an_invalid_setting_is_named_in_one_line(
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert result.output.startswith("Error: invalid setting DIGITREC_DATABASE_URL: ")
+
+
+def test_a_validation_error_of_anything_but_the_settings_stays_an_error() -> None:
+    group = Commands()
+
+    @group.command()
+    def broken() -> None:
+        FeedbackIn.model_validate({"actual": 12})  # a bug in a command, not a setting
+
+    result = CliRunner().invoke(group, ["broken"])
+
+    assert isinstance(result.exception, ValidationError)
+    assert "invalid setting" not in result.output
 
 
 @pytest.fixture

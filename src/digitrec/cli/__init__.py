@@ -12,7 +12,7 @@ import click
 from pydantic import ValidationError
 
 from digitrec.cli import learning, options, registry, training
-from digitrec.config import get_settings
+from digitrec.config import Settings, get_settings
 from digitrec.contract import StorageUnavailableError
 
 
@@ -23,7 +23,9 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ValidationError as exc:  # DIGITREC_ settings, read by get_settings()
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:  # not the DIGITREC_ settings: a bug, not a setting
+                raise
             problems = "; ".join(
                 f"DIGITREC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
             )
