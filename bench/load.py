@@ -7,7 +7,8 @@ For each database it starts `python -m digitrec serve --workers N` on a free por
 280x280 canvas PNGs (drawn digits, as the page sends them) as JSON, and prints:
 
 - one client, one request at a time: p50 and p99 latency, throughput;
-- C concurrent clients: throughput, its ratio to (CPU cores x one-client throughput), p50, p99;
+- C concurrent clients: throughput, p50, p99, and its ratio to (CPU cores x one-client
+  throughput), in --rounds rounds of one client then C (and the median ratio);
 - errors (anything but HTTP 200), and the rows in the database against the answers counted.
 
 The load generator is this process (asyncio, raw HTTP/1.1 keep-alive: a few tens of microseconds
@@ -251,15 +252,23 @@ def bench_database(name: str, database_url: str, args: argparse.Namespace) -> No
         server, port = start_server(database_url, Path(data_dir), args.workers, args.model_dir)
         try:
             requests = [request_bytes(port, digit) for digit in range(10)]
-            warmup = run_load(server, port, requests, clients=4, seconds=WARMUP_S)
-            one = run_load(server, port, requests, clients=1, seconds=args.seconds)
-            many = run_load(server, port, requests, clients=args.clients, seconds=args.seconds)
-            single = report("1 client", one)
-            combined = report(f"{args.clients} clients", many)
+            answered = run_load(server, port, requests, clients=4, seconds=WARMUP_S).ok
             cores = os.cpu_count() or 1
-            ideal = cores * single
-            print(f"  {args.clients} clients / ({cores} cores x 1 client) = {combined / ideal:.2f}")
-            answered = warmup.ok + one.ok + many.ok
+            ratios = []
+            # Rounds of one client then many, each pair measured side by side: on a shared
+            # machine the ratio of one round varies more than the medians of a few.
+            for round_ in range(1, args.rounds + 1):
+                one = run_load(server, port, requests, clients=1, seconds=args.seconds)
+                many = run_load(server, port, requests, clients=args.clients, seconds=args.seconds)
+                prefix = f"round {round_}, " if args.rounds > 1 else ""
+                single = report(f"{prefix}1 client", one)
+                ratios.append(report(f"{prefix}{args.clients} clients", many) / (cores * single))
+                answered += one.ok + many.ok
+            print(
+                f"  {args.clients} clients / ({cores} cores x 1 client) = "
+                + ", ".join(f"{r:.2f}" for r in ratios)
+                + (f" (median {statistics.median(ratios):.2f})" if len(ratios) > 1 else "")
+            )
             rows, api_count, pending = count_rows(database_url, port)
             print(
                 f"  answered 200: {answered}; rows in the table: {rows}; API count: {api_count}; "
@@ -292,6 +301,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=3, help="of one client, then many")
     parser.add_argument("--model-dir", default=None, help="ONNX folder (default: shipped)")
     args = parser.parse_args()
     print(f"digitrec API load test: {args.workers} workers, {os.cpu_count()} CPU cores")
