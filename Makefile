@@ -86,6 +86,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-dev  ## print the benchmarks' numbers (pen-drawn digits need their file)
+	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/load.py
 
 clean:
