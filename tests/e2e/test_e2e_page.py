@@ -34,6 +34,7 @@ from digitrec.inference import available_models
 from digitrec.ui.formatting import (
     EMPTY_MESSAGE,
     HISTORY_SERVICE_DOWN_MESSAGE,
+    NOT_A_DIGIT_MESSAGE,
     SERVICE_DOWN_MESSAGE,
 )
 
@@ -126,6 +127,27 @@ def test_drawing_with_a_finger_on_a_phone(
     rows = {round(page.locator(f".st-key-digit-{d} button").bounding_box()["y"]) for d in range(10)}
     assert len(rows) <= 2, rows
     save_screenshot(page, artifacts_dir / "e2e-phone.png")
+    page.context.close()
+
+
+def test_a_refusal_on_a_phone_shows_without_scrolling(
+    start_app: Callable[[str], str], chromium: Browser, sqlite_url: str
+) -> None:
+    page = open_page(chromium, start_app(sqlite_url), phone=True)  # 390x844, touch
+
+    draw_by_touch(page, [[(60, 240), (140, 40), (220, 240)], [(95, 160), (185, 160)]])  # an A
+    slate_button(page, "Predict").tap()
+
+    message = page.locator("h3", has_text=NOT_A_DIGIT_MESSAGE)
+    expect(message).to_be_visible()
+    # The sentence, the chance it is a digit and the model's input, all above the fold.
+    for shown in (
+        message,
+        page.get_by_text(re.compile(r"^Chance it is one digit: \d{1,3}%")),
+        page.get_by_role("img", name=re.compile("^The model input")),
+    ):
+        box = shown.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 844, box
     page.context.close()
 
 

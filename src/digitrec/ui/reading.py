@@ -95,7 +95,7 @@ def render_result(state: PageState, model: str) -> None:
         return
     # The answer and the model's input side by side (on a phone too): no scrolling to see both.
     with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
-        with st.container(width="stretch"):
+        with st.container(width="stretch", key=None if result.is_digit else "refusal"):
             st.subheader(formatting.prediction_line(result), anchor=False)
             st.markdown(f"**{formatting.confidence_line(result)}**")
             st.caption(f"Model {formatting.model_label(result)} · {result.latency_ms:.0f} ms")
