@@ -28,6 +28,8 @@ from digitrec.storage.registry import CHAMPION, RETIRED, list_versions
 from digitrec.storage.reports import accuracy_by_period, latest_corrections
 from digitrec.storage.repository import Outcome, count_outcomes
 
+MNIST_TEST = "mnist_test"  # as digitrec.gating names it (which needs torch; this must not)
+
 DIGITS = range(10)
 CORRECTIONS_SHOWN = 12  # two rows of six drawings on the page
 # The registry's columns a version shows as they are; its metrics are read, not shown whole.
@@ -113,14 +115,25 @@ def version_public(row: Mapping[Any, Any]) -> VersionSummaryPublic:
     gates, passed = gate_results(metrics.get("gates"))
     return VersionSummaryPublic(
         **{name: row[name] for name in _VERSION_FIELDS},
-        accuracy={
-            name: value["accuracy"]
-            for name, value in metrics.items()
-            if isinstance(value, Mapping) and "accuracy" in value
-        },
+        accuracy=accuracies(metrics),
         gates=gates,
         gates_passed=passed,
     )
+
+
+def accuracies(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """A version's accuracy per data set: as learning measured it (`mnist_test`,
+    `feedback_held_out`...), and for a shipped file the MNIST test accuracy in its ONNX
+    metadata (`test_accuracy`), which is the same measure."""
+    found = {
+        name: value["accuracy"]
+        for name, value in metrics.items()
+        if isinstance(value, Mapping) and "accuracy" in value
+    }
+    shipped = metrics.get("test_accuracy")
+    if MNIST_TEST not in found and isinstance(shipped, int | float):
+        found[MNIST_TEST] = float(shipped)
+    return found
 
 
 def gate_results(recorded: Any) -> tuple[list[str], bool | None]:

@@ -13,7 +13,7 @@ from credentials import sid
 from PIL import Image
 from sqlalchemy import Engine
 
-from digitrec.insights import build_insights, gate_results, version_public
+from digitrec.insights import accuracies, build_insights, gate_results, version_public
 from digitrec.storage import (
     Feedback,
     PredictionRecord,
@@ -189,6 +189,13 @@ def test_a_version_row_reads_its_accuracy_per_data_set(engine: Engine) -> None:
     _register(engine, CHAMPION, {"test": {"accuracy": 0.5, "ece": 0.1}, "test_ece": 0.2})
     (row,) = list_versions(engine)
     assert version_public(row).accuracy == {"test": 0.5}
+
+
+def test_a_shipped_version_reads_its_mnist_accuracy_from_its_onnx_metadata() -> None:
+    shipped = {"test_accuracy": 0.9963, "test_ece": 0.0012, "test_ece_uncalibrated": 0.046}
+    assert accuracies(shipped) == {"mnist_test": 0.9963}
+    # What learning measured stands over what the file says.
+    assert accuracies({**shipped, "mnist_test": {"accuracy": 0.995}}) == {"mnist_test": 0.995}
 
 
 @pytest.mark.parametrize(

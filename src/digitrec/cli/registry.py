@@ -25,10 +25,10 @@ def _operator() -> str:
         return "digitrec models"
 
 
-def _accuracy(metrics: dict[str, Any], key: str) -> str:
-    value = metrics.get(key)
-    if isinstance(value, dict):
-        value = value.get("accuracy")
+def _mnist_accuracy(metrics: dict[str, Any]) -> str:
+    from digitrec.insights import MNIST_TEST, accuracies
+
+    value = accuracies(metrics).get(MNIST_TEST)
     return f"{value:.2%}" if isinstance(value, int | float) else "-"
 
 
@@ -61,7 +61,7 @@ def list_models(name: str | None) -> None:
         changed = row.status_changed_at.strftime("%Y-%m-%d %H:%M")
         click.echo(
             f"{row.name:10} {row.version:>3} {parent:>6} {row.status:9} "
-            f"{_accuracy(row.metrics, 'mnist_test'):>7}  {changed}, {row.status_by}: "
+            f"{_mnist_accuracy(row.metrics):>7}  {changed}, {row.status_by}: "
             f"{row.status_reason}"
         )
 
