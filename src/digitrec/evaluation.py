@@ -10,6 +10,9 @@ import numpy as np
 from digitrec.calibration import expected_calibration_error
 from digitrec.inference import Predictor
 
+# The name of the MNIST test set among the data sets a model is measured on (the learning gates,
+# the registry's metrics, Insights).
+MNIST_TEST = "mnist_test"
 CONFIDENT = 0.99  # "wrong with >= 99 % confidence" is the failure a user trusts most
 
 

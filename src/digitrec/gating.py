@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from digitrec.calibration import sigmoid, softmax
-from digitrec.evaluation import classification_metrics
+from digitrec.evaluation import MNIST_TEST, classification_metrics
 from digitrec.inference import Predictor
 from digitrec.models import Detecting
 from digitrec.training import TrainResult, predict_logits
 
-MNIST_TEST = "mnist_test"
 HELD_OUT = "feedback_held_out"
 DRAWN_DEV = "drawn_dev"  # the pen-drawn dev set, when the caller has it
 # The held-out sessions' drawings people said are not a digit, labelled NOT_A_DIGIT_LABEL.

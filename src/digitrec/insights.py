@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
+from digitrec.evaluation import MNIST_TEST
 from digitrec.schemas import (
     CorrectionPublic,
     DigitAccuracyPublic,
@@ -27,8 +28,6 @@ from digitrec.schemas import (
 from digitrec.storage.registry import CHAMPION, RETIRED, list_versions
 from digitrec.storage.reports import accuracy_by_period, latest_corrections
 from digitrec.storage.repository import Outcome, count_outcomes
-
-MNIST_TEST = "mnist_test"  # as digitrec.gating names it (which needs torch; this must not)
 
 DIGITS = range(10)
 CORRECTIONS_SHOWN = 12  # two rows of six drawings on the page

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import shutil
-import socket
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from drawing import draw_digit, draw_strokes, rgba_canvas
 from PIL import Image
+from ports import free_port
 from pydantic import ValidationError
 
 from digitrec.cli import Commands, main, training
@@ -327,10 +327,8 @@ def test_a_command_needing_mnist_says_to_fetch_it_first(
 def test_an_unreachable_database_is_an_error_message_not_a_traceback(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:  # a port that nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("DIGITREC_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{port}/x")
+    nobody = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x"  # nothing listens there
+    monkeypatch.setenv("DIGITREC_DATABASE_URL", nobody)
     get_settings.cache_clear()
 
     for command in (("db", "upgrade"), ("models", "list")):

@@ -9,7 +9,6 @@ import itertools
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 from deadlines import PATIENT_WRITE_DEADLINE_S
 from playwright.sync_api import Browser, FloatRect, Locator, Page, Playwright, expect
+from ports import free_port
 from sqlalchemy import Row, create_engine, select
 from sqlalchemy.pool import NullPool
 
@@ -58,13 +58,6 @@ DIGIT_STROKES: dict[int, list[Stroke]] = {
     7: [[(84, 62), (140, 60), (196, 60), (176, 104), (156, 148), (138, 190), (124, 228)]],
     0: [_ellipse(140, 140, 56, 86)],
 }
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def app_environment(database_url: str, data_dir: Path) -> dict[str, str]:

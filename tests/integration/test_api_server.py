@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 from credentials import ADMIN, ADMIN_TOKEN, sid
 from deadlines import PATIENT_WRITE_DEADLINE_S
 from PIL import Image
+from ports import free_port
 
 from digitrec.api.client import ApiClient
 
@@ -51,12 +51,6 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_server(
     tmp_path: Path,
     database_url: str,
@@ -65,7 +59,7 @@ def start_server(
 ) -> LiveServer:
     """Start the server on a free port and wait until it answers /health; `write_deadline_s`
     None: the service's own write deadline (the outage test's subject)."""
-    port = _free_port()
+    port = free_port()
     # Only what this test sets: nothing from the developer's DIGITREC_* environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _streamlit_pids(port: int) -> list[int]:
@@ -42,7 +36,7 @@ def _streamlit_pids(port: int) -> list[int]:
 
 @pytest.mark.slow
 def test_sigterm_to_digitrec_app_leaves_no_streamlit_running(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITREC_")}
     env.update(
         DIGITREC_DATA_DIR=str(tmp_path / "data"),

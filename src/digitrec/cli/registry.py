@@ -26,7 +26,8 @@ def _operator() -> str:
 
 
 def _mnist_accuracy(metrics: dict[str, Any]) -> str:
-    from digitrec.insights import MNIST_TEST, accuracies
+    from digitrec.evaluation import MNIST_TEST
+    from digitrec.insights import accuracies
 
     value = accuracies(metrics).get(MNIST_TEST)
     return f"{value:.2%}" if isinstance(value, int | float) else "-"

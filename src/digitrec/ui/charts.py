@@ -130,7 +130,7 @@ def _accuracy_lines(
     values = [
         {
             "middle": (p.start + length / 2).isoformat(),
-            "when": _period_text(p.start, length),
+            "when": _period_text(p.start, period),
             "model": p.model,
             "accuracy": p.accuracy,
             "n": p.labelled,
@@ -189,11 +189,11 @@ def _change(status: str) -> str:
     return "promoted" if status == "champion" else "retired (replaced)"
 
 
-def _period_text(start: datetime, length: timedelta) -> str:
+def _period_text(start: datetime, period: str) -> str:
     """The period a point sums up, in UTC: "2026-03-01 10:00–11:00", or the day."""
-    if length >= PERIODS["day"]:
+    if period == "day":
         return start.astimezone(UTC).strftime("%Y-%m-%d")
-    return f"{_utc_text(start)}–{(start + length).astimezone(UTC):%H:%M}"
+    return f"{_utc_text(start)}–{(start + PERIODS[period]).astimezone(UTC):%H:%M}"
 
 
 def _utc_text(moment: datetime) -> str:
