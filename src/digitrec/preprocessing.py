@@ -26,6 +26,7 @@ from digitrec.codec import (
     ImageSource,
     as_canvas,
     encode_png,
+    is_small_png,
     png_to_store,
     to_uint8,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "as_canvas",
     "encode_png",
     "ink_map",
+    "is_small_png",
     "png_to_store",
     "stroke_width",
     "to_mnist",

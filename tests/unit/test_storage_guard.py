@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,3 +94,54 @@ def _refuse() -> None:
 
 def _bug() -> None:
     raise ValueError("a bug")
+
+
+def test_guard_async_call_returns_and_serves_the_loop_meanwhile(guard: DatabaseGuard) -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[str, list[int]]:
+        ticks: list[int] = []
+
+        async def ticker() -> None:
+            while not release.is_set():
+                ticks.append(1)
+                await asyncio.sleep(0.001)
+
+        running = asyncio.create_task(ticker())
+        # A write that waits until the loop has run other work: it could not finish if the
+        # loop were blocked waiting for it.
+        result = await guard.call_async(lambda: _after_ticks(ticks, release))
+        await running
+        return result, ticks
+
+    guard.deadline_s = 10.0
+    result, ticks = asyncio.run(scenario())
+    assert result == "written" and len(ticks) >= 3
+    assert guard.closed
+
+
+def test_guard_async_call_gives_up_at_the_deadline_and_trips(guard: DatabaseGuard) -> None:
+    release = threading.Event()
+    with pytest.raises(StorageUnavailableError, match="did not answer"):
+        asyncio.run(guard.call_async(release.wait))  # a database that does not answer
+    assert guard.stalled
+    with pytest.raises(StorageUnavailableError, match="not trying"):
+        asyncio.run(guard.call_async(lambda: 1))
+    release.set()
+
+
+def test_guard_async_call_keeps_the_breaker_rules(guard: DatabaseGuard) -> None:
+    with pytest.raises(ValueError, match="a bug"):
+        asyncio.run(guard.call_async(_bug))
+    assert guard.closed
+    with pytest.raises(StorageUnavailableError, match="read-only"):
+        asyncio.run(guard.call_async(_refuse))
+    assert not guard.closed and not guard.stalled
+
+
+def _after_ticks(ticks: list[int], release: threading.Event) -> str:
+    deadline = time.monotonic() + 10
+    while len(ticks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    return "written"

@@ -81,7 +81,7 @@ class ReadinessPublic(BaseModel):
     openapi_extra=PREDICT_REQUEST_BODY,
     responses={**NOT_FOUND, **UPLOAD_REFUSED},
 )
-def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
+async def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
     """Recognise the digit in a PNG, JPEG or WebP image and log the prediction.
 
     Any other format is refused (422); over 12 megapixels (WebP: over 1920x1080) is a 413.
@@ -90,11 +90,7 @@ def predict(body: PredictInputDep, service: ServiceDep) -> PredictionPublic:
     keep the `session_id` of the answer, it is what lets you see and label your predictions.
     An `Idempotency-Key` header (with a session id) makes a retry return the first answer.
     """
-    # A plain def: FastAPI runs it in the worker's threadpool, so one request's database commit
-    # overlaps the next one's preprocessing. Measured with bench/load.py against running it
-    # inline on the event loop: inline saves ~0.8 ms of CPU, but on PostgreSQL (a commit waits
-    # for its fsync) it gave higher latency and lower throughput at 32 clients.
-    prediction = service.predict(
+    prediction = await service.predict_async(
         body.image,
         session_id=body.session_id,
         model=body.model,

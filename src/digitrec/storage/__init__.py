@@ -15,6 +15,7 @@ from digitrec.storage.repository import (
     fetch_prediction,
     insert_prediction,
     list_predictions,
+    log_prediction,
     ping,
     set_feedback,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "is_sqlite",
     "list_predictions",
     "list_versions",
+    "log_prediction",
     "ping",
     "prediction_logs",
     "set_feedback",

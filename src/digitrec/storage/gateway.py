@@ -56,8 +56,14 @@ class StorageGateway:
         deadline if the database does not take it."""
         was_closed = self.guard.closed
         result = self.guard.call(lambda: write(self._migrated_engine(), *args))
-        if not was_closed and self._replayer is not None:
-            self._replayer.wake()  # the database is back: replay what queued meanwhile
+        self._after_write(was_closed)
+        return result
+
+    async def write_async(self, write: Callable[..., T], *args: Any) -> T:
+        """`write` for an event loop, which serves other requests while the database works."""
+        was_closed = self.guard.closed
+        result = await self.guard.call_async(lambda: write(self._migrated_engine(), *args))
+        self._after_write(was_closed)
         return result
 
     def read_engine(self) -> Engine:
@@ -96,6 +102,10 @@ class StorageGateway:
         self.guard.close()
         self.engine.dispose()
         self.outbox.close()
+
+    def _after_write(self, was_closed: bool) -> None:
+        if not was_closed and self._replayer is not None:
+            self._replayer.wake()  # the database is back: replay what queued meanwhile
 
     def _migrated_engine(self) -> Engine:
         if not self._schema_ready:

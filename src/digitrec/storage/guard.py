@@ -12,13 +12,14 @@ then a single call goes through as a trial and its success closes the breaker ag
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from digitrec.contract import StorageUnavailableError
 
@@ -67,16 +68,32 @@ class DatabaseGuard:
     def call(self, work: Callable[[], T]) -> T:
         """`work()` within the deadline; StorageUnavailableError if it fails, misses the
         deadline, or the breaker is open."""
+        future = self._submit(work)
+        with self._verdict(future):
+            return future.result(timeout=self.deadline_s)
+
+    async def call_async(self, work: Callable[[], T]) -> T:
+        """`call` for an event loop: the loop serves other requests while `work` runs."""
+        future = self._submit(work)
+        with self._verdict(future):
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.deadline_s)
+
+    def _submit(self, work: Callable[[], T]) -> Future[T]:
         if not self._admit():
             raise StorageUnavailableError("the database failed a moment ago; not trying yet")
         try:
-            future = self._pool.submit(work)
+            return self._pool.submit(work)
         except RuntimeError as exc:  # shut down: the service is closing
             self._release_trial()
             raise StorageUnavailableError("the service is closing") from exc
+
+    @contextlib.contextmanager
+    def _verdict(self, future: Future[Any]) -> Iterator[None]:
+        """The breaker's verdict on waiting for `future`: a missed deadline or a database
+        error trips it, success closes it, anything else (not the database's fault) neither."""
         try:
-            result = future.result(timeout=self.deadline_s)
-        except FutureTimeoutError as exc:
+            yield
+        except TimeoutError as exc:
             future.cancel()  # if it has not started (all threads stuck), it never will
             self._trip(stalled=True)
             raise StorageUnavailableError(
@@ -86,10 +103,9 @@ class DatabaseGuard:
             self._trip(stalled=False)
             raise
         except BaseException:
-            self._release_trial()  # not the database's fault: no verdict
+            self._release_trial()
             raise
         self._reset()
-        return result
 
     def close(self) -> None:
         """Stop taking calls; calls still queued are dropped, running ones finish on their own."""

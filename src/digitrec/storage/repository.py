@@ -43,6 +43,13 @@ def insert_prediction(engine: Engine, record: PredictionRecord) -> bool:
     return run_in_transaction(engine, lambda conn: conn.execute(statement, row).first()) is not None
 
 
+def log_prediction(engine: Engine, record: PredictionRecord) -> RowMapping | None:
+    """Insert one prediction; None when it is new, else the row first logged under its uid."""
+    if insert_prediction(engine, record):
+        return None
+    return fetch_prediction(engine, record.uid)
+
+
 def fetch_prediction(engine: Engine, uid: str) -> RowMapping | None:
     """One prediction's public columns; None for an unknown uid."""
     query = select(*PUBLIC_COLUMNS).where(prediction_logs.c.uid == uid)
