@@ -9,6 +9,7 @@ upload is kept byte for byte only when it is a PNG of its pixels and nothing els
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import threading
@@ -49,7 +50,8 @@ PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
 
 # One upload is decoded at a time per process: a 12 MP PNG holds 48 MB until it is reduced, a
 # full-HD WebP 32 MB; concurrent requests add only their reduced pictures. Decoding is CPU
-# work, so with a worker per core this costs no throughput.
+# work, so with a worker per core this costs no throughput. A small PNG (`is_small_png`, at
+# most 4 MB decoded) does not queue behind a large one: the API reads it on its event loop.
 _DECODING = threading.Lock()
 
 
@@ -162,7 +164,7 @@ def _decode(data: bytes | bytearray | memoryview) -> Image.Image:
     """
     if not len(data):
         raise InvalidImageError("the image is empty (0 bytes)")
-    with _DECODING:
+    with contextlib.nullcontext() if is_small_png(data) else _DECODING:
         image = _open(data)
         try:
             canvas = _load_reduced(image)

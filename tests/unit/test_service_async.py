@@ -17,8 +17,9 @@ from conftest import encode_image
 from drawing import draw_digit
 
 import digitrec.service
+from digitrec import codec
 from digitrec.contract import StorageUnavailableError
-from digitrec.preprocessing import is_small_png
+from digitrec.preprocessing import as_canvas, is_small_png
 from digitrec.service import PredictionService
 
 
@@ -122,3 +123,26 @@ def test_predict_async_leaves_the_loop_free_while_the_database_writes(
 )
 def test_is_small_png_reads_the_declared_size(upload: Any, small: bool) -> None:
     assert is_small_png(upload) is small
+
+
+def test_a_small_png_does_not_queue_behind_a_large_decode(digit_png: bytes) -> None:
+    large = encode_image(np.zeros((1100, 1100), np.uint8))
+    decoded: list[str] = []
+
+    def decode(name: str, upload: bytes) -> threading.Thread:
+        def work() -> None:
+            as_canvas(upload)
+            decoded.append(name)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        return thread
+
+    with codec._DECODING:  # a large upload being decoded on another thread
+        small_thread = decode("small", digit_png)
+        small_thread.join(10)
+        large_thread = decode("large", large)
+        large_thread.join(0.2)
+        assert decoded == ["small"]  # the large one waits its turn; the small one did not
+    large_thread.join(10)
+    assert decoded == ["small", "large"]
