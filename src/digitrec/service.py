@@ -152,7 +152,7 @@ class PredictionService:
         try:
             first = await self.storage.write_async(log_prediction, record)
         except StorageUnavailableError:
-            return self._queue(record)
+            return await asyncio.to_thread(self._queue, record)  # an fsync: not on the loop
         return _public_from_logged(record, first)
 
     def _read(
