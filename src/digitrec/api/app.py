@@ -23,9 +23,10 @@ from digitrec.service import PredictionService, build_service
 
 logger = logging.getLogger(__name__)
 
-# Threads per worker for the blocking handlers (each does CPU work, then waits on the database).
-# bench/load.py, 32 clients: 2, 4 and 8 threads cost 3.4, 3.6 and 3.7 ms of CPU per request;
-# 4 keeps a slow read (stats over a large table) from stalling predictions.
+# Threads per worker for the blocking handlers (feedback, history, stats, comparisons...);
+# `POST /predict` runs on the event loop and needs none. Measured when predictions ran on
+# them too (bench/load.py, 32 clients): 2, 4 and 8 threads cost 3.4, 3.6 and 3.7 ms of CPU per
+# request; 4 keeps a slow read (stats over a large table) from stalling the others.
 THREADPOOL_SIZE = 4
 ERROR_CODE_NAMES = ", ".join(f"`{code}`" for code in [*ERRORS_BY_CODE, VALIDATION_ERROR_CODE])
 
