@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 
@@ -16,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from digitrec.codec import OPENCV_THREADS
 from digitrec.preprocessing import (
     MAX_WORK_PIXELS,
     DrawingTooSmallError,
@@ -583,3 +586,11 @@ def test_encode_png_keeps_the_pixels_and_nothing_else_of_an_upload() -> None:
     assert b"junk" not in stored and b"iCCP" not in stored
     assert len(stored) < len(sent)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), draw())
+
+
+def test_image_work_runs_on_one_opencv_thread() -> None:
+    # In a fresh process: OpenCV's default pool (a thread per core) doubles the CPU of a
+    # prediction's image work without making it faster.
+    code = "import digitrec.preprocessing, cv2; print(cv2.getNumThreads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(OPENCV_THREADS) == "1"
