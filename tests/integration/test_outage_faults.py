@@ -4,11 +4,15 @@ writes everything once the database is back, with no request needed and no row t
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -32,6 +36,7 @@ ANSWER_WITHIN_S = 1.5
 SESSION = "5e55101d" * 4  # a session id as the API makes them: 32 hex digits
 REPLAY_WITHIN_S = 30.0
 MOVED_TABLE = "prediction_logs_moved"
+HUNG_WRITE_DEADLINE_S = 4.0
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -132,6 +137,49 @@ def test_outage_hung_database_predictions_answer_fast_and_land_once(
     assert service.predict(make_digit("one"), session_id=SESSION).logged
     service.close()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_outage_hung_database_does_not_stall_the_workers_other_requests(
+    proxied_url: str, proxy: TcpProxy, tmp_path: Path, tiny_model_dir: Path, digit_png: bytes
+) -> None:
+    # A long write deadline, so that a request stuck behind the waiting prediction would show.
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=proxied_url,
+        model_dir=tiny_model_dir,
+        db_write_deadline_s=HUNG_WRITE_DEADLINE_S,
+    )
+    service = build_service(settings)
+    assert service.predict(digit_png, session_id=SESSION).logged  # a pooled connection
+    body = {"image": base64.b64encode(digit_png).decode("ascii"), "session_id": SESSION}
+
+    async def scenario() -> dict[str, tuple[httpx.Response, float]]:
+        transport = httpx.ASGITransport(app=create_app(settings, service))
+        started = time.perf_counter()
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+
+            async def timed(name: str, delay_s: float, **request: Any) -> None:
+                await asyncio.sleep(delay_s)
+                response = await client.request(**request)
+                answers[name] = response, time.perf_counter() - started
+
+            answers: dict[str, tuple[httpx.Response, float]] = {}
+            await asyncio.gather(
+                timed("predict", 0.0, method="POST", url="/predict", json=body),
+                # Once the prediction waits for the silent database:
+                timed("health", 0.3, method="GET", url="/health"),
+            )
+            return answers
+
+    proxy.pause()
+    answers = asyncio.run(scenario())
+    proxy.resume()
+    (health, health_s), (prediction, prediction_s) = answers["health"], answers["predict"]
+    assert health.status_code == 200 and health_s < HUNG_WRITE_DEADLINE_S / 2
+    assert prediction_s > HUNG_WRITE_DEADLINE_S * 0.9  # it waited out the deadline meanwhile
+    assert prediction.status_code == 200 and prediction.json()["logged"] is False
+    service.close()
 
 
 @pytest.mark.postgres
