@@ -49,9 +49,9 @@ SMALL_PNG_PIXELS = 1024 * 1024
 PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
 
 # OpenCV splits an operation over a pool of a thread per core by default. On a drawing's
-# pictures the hand-offs cost as much as the work: `to_mnist` on 280x280 canvases took 0.20 ms either
-# way, but 0.40 ms of CPU with 2 threads against 0.20 ms with one, CPU that a server's other
-# workers need. Set for the whole process here, where every module that uses OpenCV gets it from.
+# pictures the hand-offs cost as much as the work: `to_mnist` on 280x280 canvases took 0.20 ms
+# either way, but 0.40 ms of CPU with 2 threads against 0.20 ms with one, CPU that a server's
+# other workers need. Set for the whole process here, where every module using OpenCV gets it.
 OPENCV_THREADS = 1
 
 cv2.setNumThreads(OPENCV_THREADS)

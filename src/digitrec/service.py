@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import uuid
 from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
 from typing import Any, TypedDict
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import RowMapping
 
+from digitrec.answers import (
+    answer_from_logged,
+    answer_from_record,
+    answer_from_row,
+    prediction_uid,
+)
 from digitrec.config import Settings, get_settings
 from digitrec.contract import (
     InvalidDigitError,
@@ -30,7 +33,6 @@ from digitrec.schemas import (
     ComparisonPublic,
     InsightsPublic,
     ModelPublic,
-    PredictionFields,
     PredictionPublic,
     PredictionsPublic,
     RegistryVersionPublic,
@@ -153,7 +155,7 @@ class PredictionService:
             first = await self.storage.write_async(log_prediction, record)
         except StorageUnavailableError:
             return await asyncio.to_thread(self._queue, record)  # an fsync: not on the loop
-        return _public_from_logged(record, first)
+        return answer_from_logged(record, first)
 
     def _read(
         self,
@@ -166,7 +168,7 @@ class PredictionService:
         session_id = session_id or new_session_id()
         # `model` None (no model named): this service's default, resolved here and only here.
         predictor = self.model_store.predictor(model or self.default_model)
-        uid = _prediction_uid(session_id, idempotency_key)
+        uid = prediction_uid(session_id, idempotency_key)
         return Drawing.of(image).record(predictor, session_id, uid, request_id=uid)
 
     def compare(
@@ -186,14 +188,14 @@ class PredictionService:
         """
         session_id = session_id or new_session_id()
         predictors = [self.model_store.predictor(name) for name in self.models()]
-        request_id = _prediction_uid(session_id, idempotency_key)
+        request_id = prediction_uid(session_id, idempotency_key)
         drawing = Drawing.of(image)
         rows, unavailable = [], {}
 
         def uid_for(name: str) -> str:
             # Each model's row has its own id; with a key, one fixed by the key and the model.
             key = None if idempotency_key is None else f"{idempotency_key}\n{name}"
-            return _prediction_uid(session_id, key)
+            return prediction_uid(session_id, key)
 
         for predictor in predictors:
             uid = uid_for(predictor.name)
@@ -218,12 +220,12 @@ class PredictionService:
             first = self.storage.write(log_prediction, record)
         except StorageUnavailableError:
             return self._queue(record)
-        return _public_from_logged(record, first)
+        return answer_from_logged(record, first)
 
     def _queue(self, record: PredictionRecord) -> PredictionPublic:
         """The answer to a prediction the database did not take: queued in the outbox."""
         self.outbox.append_prediction(record)
-        return _public_from_record(record, logged=False)
+        return answer_from_record(record, logged=False)
 
     def submit_feedback(
         self, prediction_id: str, actual: int | None, *, session_id: str | None = None
@@ -243,14 +245,14 @@ class PredictionService:
         try:
             row = self.storage.write(set_feedback, feedback, session_id)
             if row is not None:
-                return _public_from_row(row)
+                return answer_from_row(row)
         except StorageUnavailableError as exc:
             unavailable = exc
         queued = self.storage.queued_prediction(prediction_id, session_id)
         if queued is not None:
             # Queued behind its prediction, so the replay applies it after the insert.
             self.outbox.append_feedback(feedback)
-            return _public_from_record(queued, logged=False, feedback=feedback)
+            return answer_from_record(queued, logged=False, feedback=feedback)
         if unavailable is not None:
             raise StorageUnavailableError(
                 "the database is unavailable; feedback cannot be saved now, try again later"
@@ -264,7 +266,7 @@ class PredictionService:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be zero or more")
         rows, count = list_predictions(self.storage.read_engine(), session_id, limit, offset)
-        return PredictionsPublic(data=[_public_from_row(r) for r in rows], count=count)
+        return PredictionsPublic(data=[answer_from_row(r) for r in rows], count=count)
 
     def stats(self, session_id: str | None = None) -> StatsPublic:
         """Accuracy and confusion over the log (an uncorrected prediction counts as correct)."""
@@ -388,38 +390,7 @@ def build_service(
     return service
 
 
-def _prediction_uid(session_id: str, idempotency_key: str | None) -> str:
-    """A new prediction's public id: random, or fixed by its session and idempotency key."""
-    if idempotency_key is None:
-        return uuid.uuid4().hex
-    # Scoped to the session: another session's press with the same key is another row.
-    digest = hashlib.sha256(f"{session_id}\n{idempotency_key}".encode()).hexdigest()
-    return digest[:32]
-
-
 def _validated_digit(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= int(value) <= 9:
         raise InvalidDigitError(f"actual must be a whole number from 0 to 9, got {value!r}")
     return int(value)
-
-
-def _public_from_logged(record: PredictionRecord, first: RowMapping | None) -> PredictionPublic:
-    """The answer to a logged prediction: its own row, or the first row of a repeated press."""
-    return _public_from_record(record, logged=True) if first is None else _public_from_row(first)
-
-
-def _public_from_row(row: RowMapping) -> PredictionPublic:
-    return PredictionPublic.model_validate(dict(row))
-
-
-def _public_from_record(
-    record: PredictionRecord, *, logged: bool, feedback: Feedback | None = None
-) -> PredictionPublic:
-    return PredictionPublic(
-        **record.model_dump(include=set(PredictionFields.model_fields)),
-        id=record.uid,
-        actual=None if feedback is None else feedback.actual,
-        not_a_digit=feedback is not None and feedback.actual is None,
-        feedback_at=None if feedback is None else feedback.feedback_at,
-        logged=logged,
-    )
