@@ -133,7 +133,7 @@ class PredictionService:
         press) a repeated request in the same session returns the first answer and logs no
         second row.
         """
-        return self._log(self._read(image, session_id, model, idempotency_key))
+        return self._log(self._recognise(image, session_id, model, idempotency_key))
 
     async def predict_async(
         self,
@@ -148,16 +148,16 @@ class PredictionService:
         the hand-off to a thread costs); anything larger, or another format, on a thread."""
         arguments = (image, session_id, model, idempotency_key)
         if is_small_png(image):
-            record = self._read(*arguments)
+            record = self._recognise(*arguments)
         else:
-            record = await asyncio.to_thread(self._read, *arguments)
+            record = await asyncio.to_thread(self._recognise, *arguments)
         try:
             first = await self.storage.write_async(log_prediction, record)
         except StorageUnavailableError:
             return await asyncio.to_thread(self._queue, record)  # an fsync: not on the loop
         return answer_from_logged(record, first)
 
-    def _read(
+    def _recognise(
         self,
         image: ImageSource,
         session_id: str | None,

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from event_loops import run_in_new_loop
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -173,7 +174,7 @@ def test_outage_hung_database_does_not_stall_the_workers_other_requests(
             return answers
 
     proxy.pause()
-    answers = asyncio.run(scenario())
+    answers = run_in_new_loop(scenario())
     proxy.resume()
     (health, health_s), (prediction, prediction_s) = answers["health"], answers["predict"]
     assert health.status_code == 200 and health_s < HUNG_WRITE_DEADLINE_S / 2

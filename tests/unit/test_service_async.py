@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from drawing import draw_digit
+from event_loops import run_in_new_loop
 from PIL import Image
 
 import digitrec.service
@@ -33,7 +34,7 @@ def _encoded(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
 def test_predict_async_logs_what_predict_logs(
     db_service: PredictionService, digit_png: bytes
 ) -> None:
-    on_the_loop = asyncio.run(db_service.predict_async(digit_png, session_id="s1"))
+    on_the_loop = run_in_new_loop(db_service.predict_async(digit_png, session_id="s1"))
     in_a_thread = db_service.predict(digit_png, session_id="s1")
 
     assert on_the_loop.logged and on_the_loop.session_id == "s1"
@@ -50,7 +51,7 @@ def test_predict_async_a_repeated_press_returns_the_first_row(
         again = await db_service.predict_async(digit_png, session_id="s1", idempotency_key="k")
         return first, again
 
-    first, again = asyncio.run(press_twice())
+    first, again = run_in_new_loop(press_twice())
     assert again == first and db_service.history().count == 1
 
 
@@ -61,7 +62,7 @@ def test_predict_async_queues_the_row_when_the_database_refuses_it(
         raise StorageUnavailableError("database unavailable: read-only transaction")
 
     monkeypatch.setattr(digitrec.service, "log_prediction", refuse)
-    answer = asyncio.run(service.predict_async(digit_png, session_id="s1"))
+    answer = run_in_new_loop(service.predict_async(digit_png, session_id="s1"))
     assert answer.logged is False
     assert service.outbox.find_prediction(answer.id) is not None
 
@@ -79,10 +80,10 @@ def test_predict_async_reads_larger_pictures_and_other_formats_on_a_thread(
     monkeypatch.setattr(digitrec.service.asyncio, "to_thread", spy)
     photo = cv2.resize(draw_digit(7), (1200, 1200))  # more than a megapixel
     for upload in (_encoded(photo), _encoded(draw_digit(7), "JPEG")):
-        assert asyncio.run(service.predict_async(upload, session_id="s1")).logged
+        assert run_in_new_loop(service.predict_async(upload, session_id="s1")).logged
     assert len(threaded) == 2
 
-    asyncio.run(service.predict_async(digit_png, session_id="s1"))
+    run_in_new_loop(service.predict_async(digit_png, session_id="s1"))
     assert len(threaded) == 2  # the slate's PNG was read on the loop
 
 
@@ -113,7 +114,7 @@ def test_predict_async_leaves_the_loop_free_while_the_database_writes(
         await running
         return answer.logged
 
-    assert asyncio.run(scenario()) and len(ticks) >= 3
+    assert run_in_new_loop(scenario()) and len(ticks) >= 3
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from event_loops import run_in_new_loop
 
 from digitrec.contract import StorageUnavailableError
 from digitrec.storage import DatabaseGuard
@@ -115,7 +116,7 @@ def test_guard_async_call_returns_and_serves_the_loop_meanwhile(guard: DatabaseG
         return result, ticks
 
     guard.deadline_s = 10.0
-    result, ticks = asyncio.run(scenario())
+    result, ticks = run_in_new_loop(scenario())
     assert result == "written" and len(ticks) >= 3
     assert guard.closed
 
@@ -123,19 +124,19 @@ def test_guard_async_call_returns_and_serves_the_loop_meanwhile(guard: DatabaseG
 def test_guard_async_call_gives_up_at_the_deadline_and_trips(guard: DatabaseGuard) -> None:
     release = threading.Event()
     with pytest.raises(StorageUnavailableError, match="did not answer"):
-        asyncio.run(guard.call_async(release.wait))  # a database that does not answer
+        run_in_new_loop(guard.call_async(release.wait))  # a database that does not answer
     assert guard.stalled
     with pytest.raises(StorageUnavailableError, match="not trying"):
-        asyncio.run(guard.call_async(lambda: 1))
+        run_in_new_loop(guard.call_async(lambda: 1))
     release.set()
 
 
 def test_guard_async_call_keeps_the_breaker_rules(guard: DatabaseGuard) -> None:
     with pytest.raises(ValueError, match="a bug"):
-        asyncio.run(guard.call_async(_bug))
+        run_in_new_loop(guard.call_async(_bug))
     assert guard.closed
     with pytest.raises(StorageUnavailableError, match="read-only"):
-        asyncio.run(guard.call_async(_refuse))
+        run_in_new_loop(guard.call_async(_refuse))
     assert not guard.closed and not guard.stalled
 
 
