@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 from sqlalchemy import text
@@ -63,3 +65,20 @@ def test_engine_postgres_sessions_time_out_statements_and_lock_waits(postgres_ur
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
         assert conn.execute(text("SHOW lock_timeout")).scalar() == "0"
     unbounded.dispose()
+
+
+def test_engine_sqlite_waits_for_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+    # Another starter holds a new (not yet WAL) file's write lock, as a migration does. SQLite
+    # refuses the switch to WAL at once then, without waiting: the engine must wait itself.
+    path = tmp_path / "x.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    releasing = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    releasing.start()
+    engine = create_engine_from_url(f"sqlite:///{path}", busy_timeout_s=10.0)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    releasing.join()
+    engine.dispose()
+    other.close()

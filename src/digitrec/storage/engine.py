@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 1.0
 # Recycle connections before server or proxy idle timeouts cut them.
 POOL_RECYCLE_S = 1800
+# Between tries to put a new SQLite file in WAL mode while another connection holds it.
+WAL_RETRY_MS = 10
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -125,8 +128,29 @@ def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> Non
     cursor = dbapi_connection.cursor()
     try:
         # WAL: readers never block the writer and a commit is one append to the log.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         # NORMAL in WAL mode: durable against process crashes, fsync only at checkpoints.
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database file in WAL mode (it stays so), waiting out other first connections.
+
+    Switching needs the file to itself, and SQLite may refuse it at once ("database is
+    locked") without calling the busy handler while other connections open a new database
+    at the same moment (several workers starting on an empty file): retry for as long as the
+    connection's busy timeout.
+    """
+    waited_ms = 0
+    busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or waited_ms >= busy_timeout_ms:
+                raise
+        time.sleep(WAL_RETRY_MS / 1000)
+        waited_ms += WAL_RETRY_MS
