@@ -11,8 +11,10 @@ Prints medians and 90th percentiles (one thread, after a warm-up) of:
   stages: decode, preprocess, network, encode the 28x28 input, the canvas to store, the
   database write (through the guard, as a request makes it).
 
-The machine's load average is printed before and after: on a shared machine, read the
-medians against it. Prints numbers only; it asserts nothing.
+For the whole calls it also prints the CPU the process used per call, over all its threads: a
+library that hands work to a thread pool of its own shows there, not in the times. The
+machine's load average is printed before and after: on a shared machine, read the medians
+against it. Prints numbers only; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,23 +53,36 @@ def slate_canvas(digit: int) -> np.ndarray:
     return np.dstack([ink, ink, ink, np.full_like(ink, 255)])
 
 
-def timings(run: Callable[[int], Any], repeats: int) -> list[float]:
-    """Seconds of each of `repeats` calls of run(i), after WARMUP calls."""
+@dataclass
+class Timing:
+    """Seconds of each call, and the process's CPU seconds (all threads) per call."""
+
+    seconds: list[float]
+    cpu_s: float | None = None
+
+
+def timings(run: Callable[[int], Any], repeats: int) -> Timing:
+    """`repeats` calls of run(i), timed after WARMUP untimed ones."""
     for i in range(WARMUP):
         run(i)
     out = []
+    cpu_started = time.process_time()
     for i in range(repeats):
         started = time.perf_counter()
         run(i)
         out.append(time.perf_counter() - started)
-    return out
+    return Timing(out, (time.process_time() - cpu_started) / repeats)
 
 
-def line(name: str, seconds: list[float]) -> str:
+def line(name: str, timing: Timing) -> str:
+    seconds = timing.seconds
     p90 = statistics.quantiles(seconds, n=10)[-1]
-    return (
+    text = (
         f"  {name:26s} median {statistics.median(seconds) * 1000:6.3f} ms, p90 {p90 * 1000:6.3f} ms"
     )
+    if timing.cpu_s is not None:
+        text += f", CPU {timing.cpu_s * 1000:6.3f} ms a call"
+    return text
 
 
 def bench_predictor(repeats: int) -> None:
@@ -123,7 +139,7 @@ def bench_service(database_url: str | None, repeats: int) -> None:
     print(f"PredictionService.predict on canvas PNGs ({url.split(':')[0]}):")
     print(line("predict", whole))
     for name, seconds in spent.items():
-        print(line(f"  {name}", seconds[WARMUP:]))
+        print(line(f"  {name}", Timing(seconds[WARMUP:])))
 
 
 def main() -> None:
