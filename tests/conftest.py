@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import tempfile
@@ -14,8 +13,7 @@ import numpy as np
 import pytest
 from credentials import ADMIN_TOKEN
 from deadlines import PATIENT_WRITE_DEADLINE_S
-from drawing import draw_digit, rgba_canvas
-from PIL import Image
+from drawing import draw_digit, encode_image, rgba_canvas
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
@@ -34,13 +32,6 @@ POSTGRES_URL_ENV = "DIGITREC_TEST_POSTGRES_URL"
 
 
 DIGIT_NAMES = {"zero": 0, "one": 1, "seven": 7}  # what `make_digit` draws
-
-
-def encode_image(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
-    """Encoded bytes (PNG or JPEG) of a uint8 image."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 @pytest.fixture

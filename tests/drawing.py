@@ -7,6 +7,7 @@ the (H, W, 4) RGBA picture the drawing component returns.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 
@@ -93,3 +94,10 @@ def rgba_canvas(ink: np.ndarray, clear: bool = False, colour: int | None = None)
     canvas[..., :3] = ink[..., None] if colour is None else colour
     canvas[..., 3] = ink if clear else 255
     return canvas
+
+
+def encode_image(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
+    """Encoded bytes (PNG or JPEG) of a uint8 image."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()

@@ -42,9 +42,10 @@ UNREADABLE = "not a readable PNG, JPEG or WebP image"
 # zlib level 1: a canvas is mostly flat, so this is nearly as small as level 9 and 5x faster.
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A PNG this small (the slate sends 280x280) decodes in well under a millisecond: a server may
-# read it on its event loop rather than hand it to a thread (`is_small_png`).
-SMALL_PNG_PIXELS = 1024 * 1024
+# A picture this small (the slate sends 280x280) decodes into at most a few MB: it does not wait
+# for the decoding lock below, and a slate-sized PNG, which decodes in well under a millisecond,
+# may be read on a server's event loop rather than handed to a thread (`is_small_png`).
+SMALL_PICTURE_PIXELS = 1024 * 1024
 # Chunks that hold only pixels: a PNG of these alone carries no metadata worth dropping.
 PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
 
@@ -58,8 +59,9 @@ cv2.setNumThreads(OPENCV_THREADS)
 
 # One upload is decoded at a time per process: a 12 MP PNG holds 48 MB until it is reduced, a
 # full-HD WebP 32 MB; concurrent requests add only their reduced pictures. Decoding is CPU
-# work, so with a worker per core this costs no throughput. A small PNG (`is_small_png`, at
-# most 4 MB decoded) does not queue behind a large one: the API reads it on its event loop.
+# work, so with a worker per core this costs no throughput. A small picture (at most
+# SMALL_PICTURE_PIXELS) does not queue behind a large one: the API reads slate PNGs on its
+# event loop.
 _DECODING = threading.Lock()
 
 
@@ -126,14 +128,14 @@ def png_to_store(upload: ImageSource, canvas: Image.Image | np.ndarray) -> bytes
 
 
 def is_small_png(upload: ImageSource) -> bool:
-    """Whether `upload` is PNG bytes whose header declares at most SMALL_PNG_PIXELS pixels."""
+    """Whether `upload` is PNG bytes whose header declares at most SMALL_PICTURE_PIXELS pixels."""
     if not isinstance(upload, bytes | bytearray | memoryview):
         return False
     head = bytes(upload[:24])  # the signature, then IHDR's length, type, width and height
     if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return False
     width, height = struct.unpack_from(">II", head, 16)
-    return width * height <= SMALL_PNG_PIXELS
+    return width * height <= SMALL_PICTURE_PIXELS
 
 
 def _bare_png_header(data: bytes) -> tuple[int, int, str] | None:
@@ -172,8 +174,9 @@ def _decode(data: bytes | bytearray | memoryview) -> Image.Image:
     """
     if not len(data):
         raise InvalidImageError("the image is empty (0 bytes)")
-    with contextlib.nullcontext() if is_small_png(data) else _DECODING:
-        image = _open(data)
+    image = _open(data)  # the header: its size says whether the decode takes the lock
+    small = image.width * image.height <= SMALL_PICTURE_PIXELS
+    with contextlib.nullcontext() if small else _DECODING:
         try:
             canvas = _load_reduced(image)
         except PreprocessingError:

@@ -5,7 +5,6 @@ database writes."""
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -14,21 +13,14 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from drawing import draw_digit
+from drawing import draw_digit, encode_image
 from event_loops import run_in_new_loop
-from PIL import Image
 
 import digitrec.service
 from digitrec import codec
 from digitrec.contract import StorageUnavailableError
 from digitrec.preprocessing import as_canvas, is_small_png
 from digitrec.service import PredictionService
-
-
-def _encoded(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def test_predict_async_logs_what_predict_logs(
@@ -79,7 +71,7 @@ def test_predict_async_reads_larger_pictures_and_other_formats_on_a_thread(
 
     monkeypatch.setattr(digitrec.service.asyncio, "to_thread", spy)
     photo = cv2.resize(draw_digit(7), (1200, 1200))  # more than a megapixel
-    for upload in (_encoded(photo), _encoded(draw_digit(7), "JPEG")):
+    for upload in (encode_image(photo), encode_image(draw_digit(7), "JPEG")):
         assert run_in_new_loop(service.predict_async(upload, session_id="s1")).logged
     assert len(threaded) == 2
 
@@ -120,10 +112,10 @@ def test_predict_async_leaves_the_loop_free_while_the_database_writes(
 @pytest.mark.parametrize(
     ("upload", "small"),
     [
-        (_encoded(np.zeros((280, 280), np.uint8)), True),
-        (_encoded(np.zeros((1024, 1024), np.uint8)), True),
-        (_encoded(np.zeros((1024, 1025), np.uint8)), False),
-        (_encoded(np.zeros((280, 280), np.uint8), "JPEG"), False),
+        (encode_image(np.zeros((280, 280), np.uint8)), True),
+        (encode_image(np.zeros((1024, 1024), np.uint8)), True),
+        (encode_image(np.zeros((1024, 1025), np.uint8)), False),
+        (encode_image(np.zeros((280, 280), np.uint8), "JPEG"), False),
         (b"\x89PNG\r\n\x1a\n", False),  # the signature, no header
         (b"", False),
         (np.zeros((28, 28), np.uint8), False),  # not bytes
@@ -134,7 +126,7 @@ def test_is_small_png_reads_the_declared_size(upload: Any, small: bool) -> None:
 
 
 def test_a_small_png_does_not_queue_behind_a_large_decode(digit_png: bytes) -> None:
-    large = _encoded(np.zeros((1100, 1100), np.uint8))
+    large = encode_image(np.zeros((1100, 1100), np.uint8))
     decoded: list[str] = []
 
     def decode(name: str, upload: bytes) -> threading.Thread:
