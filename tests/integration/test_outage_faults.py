@@ -142,15 +142,11 @@ def test_outage_hung_database_predictions_answer_fast_and_land_once(
 
 @pytest.mark.postgres
 def test_outage_hung_database_does_not_stall_the_workers_other_requests(
-    proxied_url: str, proxy: TcpProxy, tmp_path: Path, tiny_model_dir: Path, digit_png: bytes
+    proxied_url: str, proxy: TcpProxy, settings: Settings, digit_png: bytes
 ) -> None:
     # A long write deadline, so that a request stuck behind the waiting prediction would show.
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=proxied_url,
-        model_dir=tiny_model_dir,
-        db_write_deadline_s=HUNG_WRITE_DEADLINE_S,
-    )
+    hung = {"database_url": proxied_url, "db_write_deadline_s": HUNG_WRITE_DEADLINE_S}
+    settings = settings.model_copy(update=hung)
     service = build_service(settings)
     assert service.predict(digit_png, session_id=SESSION).logged  # a pooled connection
     body = {"image": base64.b64encode(digit_png).decode("ascii"), "session_id": SESSION}
