@@ -12,10 +12,10 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from deadlines import PATIENT_WRITE_DEADLINE_S
@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
 START_TIMEOUT_S = 90.0  # Streamlit start-up plus the first import of the page's modules
 UI_TIMEOUT_MS = 30_000  # the first prediction also loads the model
 SLATE_PX = 280
+
+T = TypeVar("T")
 
 Stroke = list[tuple[float, float]]
 
@@ -162,18 +164,23 @@ def slate_button(page: Page, name: str) -> Locator:
     return page.locator(".st-key-slate").get_by_role("button", name=name, exact=True)
 
 
-def settled_slate_box(page: Page, polls: int = 3, interval_ms: int = 50) -> FloatRect:
-    """The slate's box once it stays put (the page reflows while results come and go)."""
+def settled(page: Page, read: Callable[[], T | None], polls: int = 3, interval_ms: int = 50) -> T:
+    """What `read` gives once it is there and stays the same (the page reflows as it reruns)."""
     deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
     last, same = None, 0
     while time.monotonic() < deadline:
-        box = slate(page).bounding_box()
-        same = same + 1 if box is not None and box == last else 0
-        if same >= polls and box is not None:
-            return box
-        last = box
+        seen = read()
+        same = same + 1 if seen is not None and seen == last else 0
+        if same >= polls and seen is not None:
+            return seen
+        last = seen
         page.wait_for_timeout(interval_ms)
-    raise TimeoutError("the slate kept moving")
+    raise TimeoutError(f"{read} kept changing")
+
+
+def settled_slate_box(page: Page) -> FloatRect:
+    """The slate's box once it stays put (the page reflows while results come and go)."""
+    return settled(page, slate(page).bounding_box)
 
 
 def draw(
