@@ -7,7 +7,7 @@ Prints medians and 90th percentiles (one thread, after a warm-up) of:
 
 - `Predictor.predict` on a 280x280 RGBA canvas array (the slate: white ink on opaque black),
   and its two parts, `to_mnist` and the network run;
-- `PredictionService.predict` on the canvas PNGs that bench/load.py posts, and each of its
+- `PredictionService.predict` on the PNGs the page sends (bench/slate_pngs.py), and each of its
   stages: decode, preprocess, network, encode the 28x28 input, the canvas to store, the
   database write (through the guard, as a request makes it).
 
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from load import canvas_png
 from PIL import Image
+from slate_pngs import canvas_png
 
 from digitrec import drawings
 from digitrec.config import Settings
@@ -47,10 +47,8 @@ STAGES = ("as_canvas", "to_mnist", "encode_png", "png_to_store")
 
 
 def slate_canvas(digit: int) -> np.ndarray:
-    """The digit of bench/load.py as the page's slate holds it: (280, 280, 4) uint8, opaque."""
-    clear = np.asarray(Image.open(io.BytesIO(canvas_png(digit))))
-    ink = clear[:, :, 3]
-    return np.dstack([ink, ink, ink, np.full_like(ink, 255)])
+    """The page's slate holding `digit`: (280, 280, 4) uint8, white ink on opaque black."""
+    return np.asarray(Image.open(io.BytesIO(canvas_png(digit))))
 
 
 @dataclass

@@ -4,7 +4,8 @@
     python bench/load.py --database sqlite --seconds 5
 
 For each database it starts `python -m digitrec serve --workers N` on a free port, posts
-280x280 canvas PNGs (drawn digits, as the page sends them) as JSON, and prints:
+the page's own canvas PNGs (ten digits drawn with the mouse on the slate in Chromium:
+bench/slate_pngs.py) as JSON, and prints:
 
 - one client, one request at a time: p50 and p99 latency, throughput;
 - C concurrent clients: throughput, p50, p99, and its ratio to (CPU cores x one-client
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import os
 import random
@@ -37,13 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from PIL import Image, ImageDraw
+from slate_pngs import canvas_png
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-CANVAS_PX = 280
-STROKE_PX = 18  # the page's pen width
 WARMUP_S = 1.0  # the first requests of each worker pay for lazy imports and caches
 START_TIMEOUT_S = 60
 # The operator token of the servers this benchmark starts (the row count reads every session).
@@ -51,39 +49,6 @@ ADMIN_TOKEN = "bench-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DRAIN_TIMEOUT_S = 60
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-# Polylines in a 0..1 box, roughly the digits 0-9 as a person draws them.
-STROKES = [
-    [(0.5, 0.15), (0.3, 0.3), (0.28, 0.7), (0.5, 0.85), (0.72, 0.7), (0.7, 0.3), (0.5, 0.15)],
-    [(0.45, 0.25), (0.55, 0.15), (0.55, 0.85)],
-    [(0.3, 0.3), (0.5, 0.15), (0.7, 0.3), (0.3, 0.85), (0.72, 0.85)],
-    [(0.3, 0.2), (0.7, 0.2), (0.45, 0.48), (0.7, 0.65), (0.5, 0.85), (0.3, 0.78)],
-    [(0.6, 0.85), (0.6, 0.15), (0.28, 0.6), (0.75, 0.6)],
-    [(0.7, 0.15), (0.35, 0.15), (0.32, 0.45), (0.65, 0.5), (0.6, 0.82), (0.3, 0.82)],
-    [(0.65, 0.15), (0.35, 0.5), (0.35, 0.8), (0.65, 0.78), (0.62, 0.52), (0.36, 0.55)],
-    [(0.28, 0.18), (0.72, 0.18), (0.42, 0.85)],
-    [
-        (0.5, 0.5),
-        (0.32, 0.32),
-        (0.5, 0.15),
-        (0.68, 0.32),
-        (0.32, 0.7),
-        (0.5, 0.85),
-        (0.7, 0.68),
-        (0.5, 0.5),
-    ],
-    [(0.68, 0.4), (0.5, 0.15), (0.32, 0.35), (0.5, 0.5), (0.68, 0.4), (0.62, 0.85)],
-]
-
-
-def canvas_png(digit: int) -> bytes:
-    """A 280x280 RGBA canvas as the page's drawing component gives it: white ink, transparent."""
-    image = Image.new("RGBA", (CANVAS_PX, CANVAS_PX), (0, 0, 0, 0))
-    points = [(x * CANVAS_PX, y * CANVAS_PX) for x, y in STROKES[digit]]
-    ImageDraw.Draw(image).line(points, fill=(255, 255, 255, 255), width=STROKE_PX, joint="curve")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def request_bytes(port: int, digit: int) -> bytes:

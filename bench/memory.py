@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from load import canvas_png, start_server
+from load import start_server
 from PIL import Image, ImageDraw, PngImagePlugin
+from slate_pngs import canvas_png
 
 REQUEST_TIMEOUT_S = 120
 KIB = 1024

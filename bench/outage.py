@@ -36,7 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from load import DEFAULT_POSTGRES_URL, canvas_png, request_bytes, start_server
+from load import DEFAULT_POSTGRES_URL, request_bytes, start_server
+from slate_pngs import canvas_png
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool

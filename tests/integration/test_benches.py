@@ -3,7 +3,7 @@
 A benchmark is run by hand, so nothing else notices when a change elsewhere breaks it (a
 helper moved, a stage renamed). Each one must at least import and parse its arguments; the
 in-process latency benchmark, which patches the service's stages by name, runs for real on a
-few predictions. Nothing here reads a time.
+few predictions, on the slate's own PNGs drawn in Chromium. Nothing here reads a time.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def test_benchmark_imports_and_explains_itself(script: Path) -> None:
     assert done.stdout.startswith("usage:")
 
 
+@pytest.mark.browser  # the canvases it posts are drawn by the slate in Chromium
 def test_latency_benchmark_times_every_stage_of_a_prediction() -> None:
     done = run_bench(ROOT / "bench" / "latency.py", "--repeats", "20")
     assert done.returncode == 0, done.stderr
