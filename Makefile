@@ -85,7 +85,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.installed-dev  ## print the benchmarks' numbers (pen-drawn digits need their file)
+bench: $(VENV)/.installed-dev system-deps  ## print the benchmarks' numbers (pen-drawn digits need their file)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/load.py
 
