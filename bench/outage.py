@@ -97,9 +97,8 @@ async def _client(port: int, requests: list[bytes], stop_at: float, log: Log) ->
         writer.close()
 
 
-async def _load(port: int, clients: int, seconds: float) -> Log:
+async def _load(requests: list[bytes], port: int, clients: int, seconds: float) -> Log:
     log = Log()
-    requests = [request_bytes(port, digit) for digit in range(10)]
     stop_at = time.perf_counter() + seconds
     await asyncio.gather(*(_client(port, requests, stop_at, log) for _ in range(clients)))
     return log
@@ -108,8 +107,10 @@ async def _load(port: int, clients: int, seconds: float) -> Log:
 def load_with_hang(port: int, proxy: TcpProxy, clients: int, hang_s: float) -> tuple[Log, float]:
     """Load for LEAD_S + hang_s + TAIL_S, the proxy paused for hang_s; returns (log, pause time)."""
 
+    requests = [request_bytes(port, digit) for digit in range(10)]  # before the clock starts
+
     async def run() -> tuple[Log, float]:
-        loading = asyncio.create_task(_load(port, clients, LEAD_S + hang_s + TAIL_S))
+        loading = asyncio.create_task(_load(requests, port, clients, LEAD_S + hang_s + TAIL_S))
         await asyncio.sleep(LEAD_S)
         paused_at = time.perf_counter()
         proxy.pause()
@@ -212,8 +213,10 @@ def bench_queued(
     database_url: str, port: int, proxy: TcpProxy, outbox_dir: Path, args: argparse.Namespace
 ) -> None:
     print(f"\n2. one client during an outage, outbox empty vs {args.queued} queued rows")
+    requests = [request_bytes(port, digit) for digit in range(10)]
     proxy.pause()
-    warmup = asyncio.run(_load(port, 2, 2.0))  # each worker meets the hang, its breaker opens
+    # Each worker meets the hang, and its breaker opens.
+    warmup = asyncio.run(_load(requests, port, 2, 2.0))
     answered = {a.uid for a in warmup.answers if a.uid is not None}
     for queued in (0, args.queued):
         if queued:
@@ -221,7 +224,7 @@ def bench_queued(
             answered |= set(fill_outbox(outbox_dir, queued))
             print(f"  wrote {queued} rows into the outbox in {time.perf_counter() - started:.1f} s")
         pending = pending_writes(port)
-        log = asyncio.run(_load(port, 1, args.seconds))
+        log = asyncio.run(_load(requests, port, 1, args.seconds))
         answered |= {a.uid for a in log.answers if a.uid is not None}
         describe(f"{pending} writes pending at the start", log.answers)
     proxy.resume()

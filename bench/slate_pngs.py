@@ -17,6 +17,7 @@ import argparse
 import base64
 import functools
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -73,6 +74,13 @@ def canvas_png(digit: int) -> bytes:
 
 @functools.cache
 def _slate_pngs() -> tuple[bytes, ...]:
+    # On a thread of its own: Playwright's sync API refuses to run inside an asyncio loop,
+    # where a load generator may ask for its first canvas.
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        return drawer.submit(_draw_all).result()
+
+
+def _draw_all() -> tuple[bytes, ...]:
     slate = resources.files("digitrec.ui.slate")
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
