@@ -14,7 +14,6 @@ the ten to a folder, to look at:
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]  # the browser
 
 from live_app import launch_chromium  # noqa: E402  (found through sys.path)
 
-from digitrec.ui.slate import PNG_DATA_URL_PREFIX, SLATE_SIZE_PX  # noqa: E402
+from digitrec.ui.slate import SLATE_SIZE_PX, Press  # noqa: E402
 
 MOUSE_STEPS = 4  # pointer events per segment
 # Polylines in a 0..1 box, roughly the digits 0-9 as a person draws them.
@@ -64,7 +63,7 @@ MOUNT = """async (source) => {
         setTriggerValue: (name, value) => window.sent.push({ name, value }),
     });
 }"""
-LAST_IMAGE = "() => window.sent.filter((s) => s.name === 'press').at(-1).value.image"
+LAST_PRESS = "() => window.sent.filter((s) => s.name === 'press').at(-1).value"
 
 
 def canvas_png(digit: int) -> bytes:
@@ -105,9 +104,9 @@ def _drawn(page: Page, strokes: list[tuple[float, float]]) -> bytes:
         page.mouse.move(*point, steps=MOUSE_STEPS)
     page.mouse.up()
     page.click("button.predict")
-    data_url = page.evaluate(LAST_IMAGE)
-    assert data_url.startswith(PNG_DATA_URL_PREFIX) and box["width"] == SLATE_SIZE_PX
-    return base64.b64decode(data_url.removeprefix(PNG_DATA_URL_PREFIX))
+    press = Press.from_trigger(page.evaluate(LAST_PRESS))  # read as the page reads it
+    assert press is not None and press.png is not None and box["width"] == SLATE_SIZE_PX
+    return press.png
 
 
 def main() -> None:
@@ -116,9 +115,9 @@ def main() -> None:
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     for digit in range(len(STROKES)):
-        written = args.folder / f"digit-{digit}.png"
-        written.write_bytes(canvas_png(digit))
-        print(f"{written}: {len(canvas_png(digit)):,} bytes")
+        written, png = args.folder / f"digit-{digit}.png", canvas_png(digit)
+        written.write_bytes(png)
+        print(f"{written}: {len(png):,} bytes")
 
 
 if __name__ == "__main__":
