@@ -11,7 +11,10 @@ once (timed); once every worker serves the outcome, the test half is posted agai
 accuracy and errors on the test half before and after, MNIST test before and after (from the
 learner's report), the gates' verdict and how long `learn` took; and whether the test half's
 errors are the kind corrections can teach (made by a writer who corrected something, repeating
-a confusion that writer corrected).
+a confusion that writer corrected). With `--errors FOLDER`, a sheet of the test half's wrong
+answers before learning and one after show each drawing as the model sees it, with its label,
+the answer, and a `*` where its writer corrected something: whether a person would read it as
+its label is for a person to judge (the set's README warns of a few noisy labels).
 
 The set is only measured on: nothing here goes into the shipped models.
 """
@@ -36,6 +39,7 @@ import httpx
 import numpy as np
 from load import ADMIN, ADMIN_TOKEN, start_server
 from PIL import Image
+from sheets import canvas_of, write_sheet
 
 from digitrec.rendering import read_samples, render
 
@@ -87,6 +91,22 @@ def describe_errors(
     )
 
 
+def write_errors(
+    path: Path,
+    items: list[tuple[str, str, int]],
+    answers: list[int | None],
+    corrected: list[tuple[str, int, int | None]],
+) -> None:
+    """A sheet of the wrong answers: label -> answer, `*` where the writer corrected any."""
+    correcting = {session for session, _, _ in corrected}
+    tiles = [
+        (canvas_of(image), f"{digit}->{answer}{' *' if session in correcting else ''}")
+        for (session, image, digit), answer in zip(items, answers, strict=True)
+        if answer != digit
+    ]
+    write_sheet(path, tiles)
+
+
 def serving_version(port: int) -> int | None:
     models = httpx.get(f"http://127.0.0.1:{port}/models", timeout=10).json()
     return next(m["serving"] for m in models if m["name"] == "default")
@@ -98,6 +118,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--errors", type=Path, default=None, help="a folder for the sheets")
     args = parser.parse_args()
 
     samples = read_samples(args.samples)
@@ -140,6 +161,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
+    if args.errors is not None:
+        write_errors(args.errors / "test-half-wrong-before.png", test, before, corrected)
+        write_errors(args.errors / "test-half-wrong-after.png", test, after, corrected)
     wrong_before = confusions(test, before)
     errors_before = len(wrong_before)
     errors_after = len(confusions(test, after))

@@ -13,7 +13,8 @@ small) or by the model ("not a digit"), and the share named a digit at a confide
 least 50, 90 and 99 %; for the digits, the accuracy of those kept. Then MNIST test: accuracy
 and the share refused. With `--kept FOLDER`, a sheet per model and set of negatives shows the
 model input of every drawing it kept, with the digit it named and its confidence: whether what
-was kept looks like a digit is for a person to judge.
+was kept looks like a digit is for a person to judge; another shows the pen-drawn digits it
+refused, each with its label and digit probability.
 
 The pen-drawn files are only measured on here; nothing is tuned on them.
 """
@@ -25,18 +26,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from sheets import write_sheet
 
 from digitrec import negatives
 from digitrec.config import get_settings
 from digitrec.contract import EmptyDrawingError
 from digitrec.data import load_mnist
 from digitrec.inference import Prediction, Predictor, load_predictor
-from digitrec.preprocessing import to_mnist
 from digitrec.rendering import read_samples, render
 
 MARKS = 200  # of each made-up kind
-TILE_PX, SHEET_COLUMNS = 84, 12  # a kept drawing's model input, 3x, with its answer below
 
 
 def answers(predictor: Predictor, canvases: list[np.ndarray]) -> list[Prediction | None]:
@@ -51,21 +50,29 @@ def answers(predictor: Predictor, canvases: list[np.ndarray]) -> list[Prediction
 
 
 def write_kept(path: Path, canvases: list[np.ndarray], found: list[Prediction | None]) -> None:
-    """A sheet of the model inputs of the drawings kept as digits (none: no sheet)."""
-    kept = [(c, p) for c, p in zip(canvases, found, strict=True) if p is not None and p.is_digit]
-    if not kept:
-        return
-    rows = -(-len(kept) // SHEET_COLUMNS)
-    sheet = Image.new("L", (SHEET_COLUMNS * TILE_PX, rows * (TILE_PX + 14)), 0)
-    draw = ImageDraw.Draw(sheet)
-    for i, (canvas, prediction) in enumerate(kept):
-        left, top = (i % SHEET_COLUMNS) * TILE_PX, (i // SHEET_COLUMNS) * (TILE_PX + 14)
-        pixels = Image.fromarray((to_mnist(canvas) * 255).astype(np.uint8))
-        tile = pixels.resize((TILE_PX - 4, TILE_PX - 4), Image.Resampling.NEAREST)
-        sheet.paste(tile, (left, top))
-        answer = f"{prediction.digit} {prediction.confidence:.0%}"
-        draw.text((left + 2, top + TILE_PX - 2), answer, fill=255)
-    sheet.save(path)
+    """A sheet of the drawings kept as digits, each with the digit named and its confidence."""
+    write_sheet(
+        path,
+        [
+            (canvas, f"{p.digit} {p.confidence:.0%}")
+            for canvas, p in zip(canvases, found, strict=True)
+            if p is not None and p.is_digit
+        ],
+    )
+
+
+def write_refused(
+    path: Path, canvases: list[np.ndarray], found: list[Prediction | None], labels: list[int]
+) -> None:
+    """A sheet of the digits refused, each with its label and the digit probability."""
+    write_sheet(
+        path,
+        [
+            (canvas, f"{label}: p {p.digit_probability or 0:.3f}" if p else f"{label}: small")
+            for canvas, p, label in zip(canvases, found, labels, strict=True)
+            if p is None or not p.is_digit
+        ],
+    )
 
 
 def row(kind: str, found: list[Prediction | None], labels: list[int] | None) -> str:
@@ -90,7 +97,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["default", "seed-cnn", "lenet5"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the shipped models")
-    parser.add_argument("--kept", type=Path, default=None, help="a folder for the kept sheets")
+    parser.add_argument("--kept", type=Path, default=None, help="a folder for the sheets")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -125,11 +132,12 @@ def main() -> None:
         for kind, predictions in found.items():
             labels = digit_labels if kind == "pen-drawn digits" else None
             print(row(kind, predictions, labels))
-            if args.kept is not None and labels is None:
-                args.kept.mkdir(parents=True, exist_ok=True)
-                write_kept(
-                    args.kept / f"{name}-{kind.replace(' ', '-')}.png", sets[kind], predictions
-                )
+            if args.kept is not None:
+                sheet = args.kept / f"{name}-{kind.replace(' ', '-')}.png"
+                if labels is None:
+                    write_kept(sheet, sets[kind], predictions)
+                else:
+                    write_refused(sheet, sets[kind], predictions, labels)
         mnist_answers = predictor.predict_preprocessed(test_x.astype(np.float32) / 255)
         refused = np.mean([not p.is_digit for p in mnist_answers])
         accuracy = np.mean([p.digit == y for p, y in zip(mnist_answers, test_y, strict=True)])
