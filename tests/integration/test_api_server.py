@@ -74,13 +74,14 @@ def start_server(
         env["DIGITREC_DB_WRITE_DEADLINE_S"] = str(write_deadline_s)
     log_path = tmp_path / "server.log"
     command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(WORKERS)],
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log_path.open("w") as log:  # the server holds its own copy of the file
+        process = subprocess.Popen(
+            [*command, "--workers", str(WORKERS)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     server = LiveServer(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -40,10 +40,8 @@ def test_example_grid_has_one_row_per_digit_and_keeps_each_digit_visible(
 def test_example_grid_caps_examples_per_digit(tmp_path: Path) -> None:
     out = tmp_path / "examples.png"
     render_example_grid(np.zeros((20, 28, 28), np.uint8), np.full(20, 4), out, per_digit=5)
-    assert Image.open(out).size == (
-        LABEL_PX + 5 * (CELL_PX + GAP_PX) + GAP_PX,
-        CELL_PX + 2 * GAP_PX,
-    )
+    with Image.open(out) as grid:
+        assert grid.size == (LABEL_PX + 5 * (CELL_PX + GAP_PX) + GAP_PX, CELL_PX + 2 * GAP_PX)
 
 
 def test_example_grid_refuses_wrong_shapes(tmp_path: Path) -> None:
