@@ -2,19 +2,16 @@
 
 The classifier is left as it is (its digits and confidences do not move); a small detector
 (`models.DigitDetector`) learns from the classifier's last feature maps to tell one digit from
-what is not one. Digits: MNIST training digits as they are, through `to_mnist`, and two
-drawing-like copies of each (zeros slashed either way). Not digits (`negatives`): pen-drawn
-letters of some writers, rows of two or three MNIST digits, scribbles, shapes and struck-out
-digits. A fifth of the not-digits (and of the letter writers) is held back to calibrate the
-detector's probability on an even mix; the refusal threshold is then set so that at most a small
-share of the *validation* digits is refused in each of their forms, never on MNIST test or a
-pen-drawn set.
+what is not one, on the digits and not-digits `detector_examples` gathers. The held-back
+not-digits and the validation digits calibrate the detector's probability on an even mix; the
+refusal threshold is then set so that at most a small share of the *validation* digits is
+refused in each of their forms, never on MNIST test or a pen-drawn set.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from digitrec import negatives
-from digitrec.augmentation import AugmentConfig, augmented_copies, preprocess_all
 from digitrec.calibration import sigmoid
 from digitrec.data import Mnist
+from digitrec.detector_examples import Examples, gather_examples
 from digitrec.models import (
     MNIST_MEAN,
     MNIST_STD,
@@ -35,8 +31,6 @@ from digitrec.models import (
     digitnet_members,
     feature_maps,
 )
-from digitrec.preprocessing import PreprocessingError, to_mnist
-from digitrec.rendering import render
 
 logger = logging.getLogger(__name__)
 
@@ -101,74 +95,6 @@ class DetectorFit:
         )
 
 
-def mnist_form(canvases: Iterable[np.ndarray]) -> np.ndarray:
-    """Drawings as the model sees them, (N, 28, 28) float32; those refused as empty dropped."""
-    images = []
-    for canvas in canvases:
-        try:
-            images.append(to_mnist(canvas))
-        except PreprocessingError:  # a mark too small: refused before the model anyway
-            continue
-    return np.stack(images).astype(np.float32) if images else np.zeros((0, 28, 28), np.float32)
-
-
-def not_digits(
-    letters: Sequence[dict[str, Any]],
-    digits: np.ndarray,
-    config: DetectorConfig,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """Each kind of not-a-digit in MNIST form. `digits`: MNIST-form digits to build rows from."""
-    share = 0.05 if config.dry_run else 1.0
-
-    def count(n: int) -> int:
-        return max(4, int(n * share))
-
-    def row() -> np.ndarray:
-        picked = rng.integers(0, len(digits), int(rng.integers(2, 4)))
-        return negatives.digit_row([digits[i] for i in picked], rng)
-
-    renders = 1 if config.dry_run else config.letter_renders
-    return {
-        "letters": mnist_form(
-            render(negatives.varied(s["strokes"], rng), rng)
-            for _ in range(renders)
-            for s in letters[: count(len(letters))]
-        ),
-        "digit rows": mnist_form(row() for _ in range(count(config.rows))),
-        "scribbles": mnist_form(
-            render(negatives.scribble(rng), rng) for _ in range(count(config.scribbles))
-        ),
-        "shapes": mnist_form(
-            render(negatives.varied(negatives.shape(rng), rng), rng)
-            for _ in range(count(config.shapes))
-        ),
-        "crossed out": mnist_form(
-            negatives.crossed_out(digits[i], rng)
-            for i in rng.integers(0, len(digits), count(config.crossed_out))
-        ),
-    }
-
-
-def digit_forms(
-    images: np.ndarray,
-    labels: np.ndarray,
-    seed: int,
-    cache_dir: Any,
-    copies: int = 1,
-    zero_slashes: tuple[int, ...] = (1,),
-) -> dict[str, np.ndarray]:
-    """MNIST digits the three ways the classifier learnt them: plain, preprocessed, and
-    `copies` drawing-like versions (stacked), their zeros slashed as `zero_slashes` says."""
-    config = AugmentConfig(zero_slashes=zero_slashes)
-    varied = augmented_copies(images, labels, copies, seed, cache_dir, config=config)
-    return {
-        "plain": images.astype(np.float32) / 255,
-        "preprocessed": preprocess_all(images),
-        "drawing-like": np.concatenate(varied),
-    }
-
-
 def maps_of(model: Standardised, images: np.ndarray, batch: int = 500) -> torch.Tensor:
     """The classifier's last feature maps for MNIST-form images, float16 to save memory."""
     members = digitnet_members(model.net)
@@ -193,40 +119,18 @@ def fit_detector(
     only); a fifth of those writers is held back for calibration.
     """
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     model.eval()
-    n = 300 if config.dry_run else config.digits
-    train_x, train_y = mnist.split("train")
-    val_x, val_y = mnist.split("val")
-    if config.dry_run:
-        val_x, val_y = val_x[:300], val_y[:300]
-    logger.info("drawing digits and not-digits to learn from")
-    copies = 1 if config.dry_run else config.varied_copies
-    slashes = tuple(config.zero_slashes)
-    digits = digit_forms(train_x[:n], train_y[:n], config.seed, cache_dir, copies, slashes)
-    learn_letters, calibrate_letters = negatives.split_by_writer(
-        letters, config.held_back, salt="calibration"
+    examples = gather_examples(
+        mnist, letters, config, np.random.default_rng(config.seed), cache_dir
     )
-    learn_kinds = not_digits(learn_letters, digits["drawing-like"], config, rng)
-    held_kinds = _held_back(learn_kinds, config.held_back, rng)
-    held_kinds["letters"] = not_digits(calibrate_letters, digits["drawing-like"], config, rng)[
-        "letters"
-    ]
-    val_digits = digit_forms(val_x, val_y, config.seed + 1, cache_dir, zero_slashes=slashes)
 
     logger.info("reading the classifier's features")
-    positives = torch.cat([maps_of(model, x) for x in digits.values()])
-    negatives_ = torch.cat([maps_of(model, x) for x in learn_kinds.values() if len(x)])
+    positives = torch.cat([maps_of(model, x) for x in examples.digits.values()])
+    negatives_ = torch.cat([maps_of(model, x) for x in examples.not_digits.values() if len(x)])
     detector = DigitDetector(positives.shape[1])
     _train(detector, positives, negatives_, config)
 
-    raw = {f"digits {k}": _logits(detector, maps_of(model, x)) for k, x in val_digits.items()}
-    held = {k: _logits(detector, maps_of(model, x)) for k, x in held_kinds.items() if len(x)}
-    scale, shift = _calibrate(
-        np.concatenate(list(raw.values())), np.concatenate(list(held.values()))
-    )
-    probs = {k: sigmoid(scale * v + shift) for k, v in {**raw, **held}.items()}
-    threshold = min(float(np.quantile(probs[k], config.refuse_share)) for k in raw)
+    scale, shift, threshold, probs = _calibrated(detector, model, examples, config.refuse_share)
     test_x = mnist.split("test")[0][: 300 if config.dry_run else None]
     test = sigmoid(
         scale * _logits(detector, maps_of(model, test_x.astype(np.float32) / 255)) + shift
@@ -236,34 +140,33 @@ def fit_detector(
         "mnist_test_refused": float((test < threshold).mean()),
         "counts": {
             "digits learnt": len(positives),
-            **{f"{k} learnt": len(v) for k, v in learn_kinds.items()},
-            **{f"{k} held back": len(v) for k, v in held_kinds.items()},
+            **{f"{k} learnt": len(v) for k, v in examples.not_digits.items()},
+            **{f"{k} held back": len(v) for k, v in examples.held_back.items()},
         },
-        "letter_writers": {
-            "learnt": _writers(learn_letters),
-            "held back": _writers(calibrate_letters),
-        },
+        "letter_writers": examples.letter_writers,
     }
     logger.info("threshold %.3f; refused %s", threshold, metrics["refused"])
     return DetectorFit(detector.eval(), scale, shift, threshold, metrics, config)
 
 
-def _held_back(
-    kinds: dict[str, np.ndarray], share: float, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Move `share` of each synthesised kind out of `kinds` (in place) and return it."""
-    held = {}
-    for kind, images in list(kinds.items()):
-        if kind == "letters":  # held back by writer instead
-            continue
-        order = rng.permutation(len(images))
-        cut = int(len(images) * share)
-        held[kind], kinds[kind] = images[order[:cut]], images[order[cut:]]
-    return held
-
-
-def _writers(samples: Sequence[dict[str, Any]]) -> int:
-    return len({s["writer"] for s in samples})
+def _calibrated(
+    detector: DigitDetector, model: Standardised, examples: Examples, refuse_share: float
+) -> tuple[float, float, float, dict[str, np.ndarray]]:
+    """Platt scaling on an even mix of validation digits and held-back not-digits, then the
+    threshold that refuses at most `refuse_share` of each form of validation digits: (scale,
+    shift, threshold, each set's calibrated probabilities)."""
+    raw = {
+        f"digits {k}": _logits(detector, maps_of(model, x)) for k, x in examples.validation.items()
+    }
+    held = {
+        k: _logits(detector, maps_of(model, x)) for k, x in examples.held_back.items() if len(x)
+    }
+    scale, shift = _calibrate(
+        np.concatenate(list(raw.values())), np.concatenate(list(held.values()))
+    )
+    probs = {k: sigmoid(scale * v + shift) for k, v in {**raw, **held}.items()}
+    threshold = min(float(np.quantile(probs[k], refuse_share)) for k in raw)
+    return scale, shift, threshold, probs
 
 
 def _train(

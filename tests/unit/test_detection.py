@@ -12,7 +12,8 @@ import torch
 from digitrec import negatives
 from digitrec.checkpoints import load_checkpoint, save_checkpoint
 from digitrec.data import Mnist
-from digitrec.detection import DetectorConfig, DetectorFit, fit_detector, mnist_form
+from digitrec.detection import DetectorConfig, DetectorFit, fit_detector
+from digitrec.detector_examples import mnist_form
 from digitrec.export import export_onnx, parity_gap
 from digitrec.gating import refused_share
 from digitrec.inference import Predictor
