@@ -56,6 +56,7 @@ from digitrec.preprocessing import encode_png, to_mnist, to_uint8
 
 SLATE = 280
 QUIRKY_DIGITS = 3
+PER_WRITER = 34  # digits per writer; the pen-drawn set's writers have 2 to 57
 
 
 def writer_style(rng: np.random.Generator, quirk: float) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=60)
-    parser.add_argument("--per-writer", type=int, default=34)  # the pen-drawn set: 2 to 57
+    parser.add_argument("--per-writer", type=int, default=PER_WRITER)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quirk", type=float, default=0.15, help="0: no quirky digits")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/default.pt"))
