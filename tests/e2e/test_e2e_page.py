@@ -55,7 +55,12 @@ def history_table(page: Page, rows: int) -> list[list[str]]:
     """The table's cells (from the grid's accessible copy), once it shows `rows` rows."""
     body_rows = page.locator("[data-testid='stDataFrame'] table tbody tr")
     expect(body_rows).to_have_count(rows)
-    return [row.locator("td").all_inner_texts() for row in body_rows.all()]
+
+    def cells() -> list[list[str]] | None:
+        found = [row.locator("td").all_inner_texts() for row in body_rows.all()]
+        return found if len(found) == rows else None
+
+    return settled(page, cells)  # read again until a rerun is done redrawing the grid
 
 
 def save_screenshot(page: Page, path: Path) -> None:
@@ -131,8 +136,8 @@ def test_drawing_with_a_finger_on_a_phone(
         page.get_by_text(re.compile(r"^Confidence: \d+%$")),
         page.get_by_role("img", name=re.compile("^The model input")),
     ):
-        box = shown.bounding_box()
-        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+        box = settled(page, shown.bounding_box)  # where it stays, once the rerun is done
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box
     # Feedback: ten digits in at most two rows, not a column. Measured all ten in one frame, once
     # they are all drawn and stay put: the page still reruns around them.
     rows = set(settled(page, lambda: page.evaluate(DIGIT_BUTTON_TOPS)))
@@ -157,8 +162,8 @@ def test_a_refusal_on_a_phone_shows_without_scrolling(
         page.get_by_text(re.compile(r"^Chance it is one digit: \d{1,3}%")),
         page.get_by_role("img", name=re.compile("^The model input")),
     ):
-        box = shown.bounding_box()
-        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+        box = settled(page, shown.bounding_box)  # where it stays, once the rerun is done
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box
     page.context.close()
 
 
