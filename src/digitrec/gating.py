@@ -4,10 +4,11 @@ The gates run on data no session trained the candidate on: MNIST test, and the s
 out of the fine-tune (whole sessions, each counted for at most 50 rows). A candidate must:
 lose at most MAX_MNIST_DROP of MNIST test accuracy; not lose accuracy on the held-out
 sessions; not raise their calibration error by more than MAX_ECE_RISE; and come from at least
-`min_feedback` labelled rows. A champion that can say "not a digit" adds two: the candidate
+`min_feedback` labelled rows. A champion that can say "not a digit" adds three: the candidate
 (which keeps the champion's detector, reading its own features) may refuse at most
-MAX_REFUSAL_RISE more of MNIST test, and no fewer of the held-out sessions' drawings that people
-said are not a digit. Anything else measured (the pen-drawn dev set) is reported only.
+MAX_REFUSAL_RISE more of MNIST test, no more of the held-out sessions' digits, and no fewer of
+their drawings that people said are not a digit. Anything else measured (the pen-drawn dev
+set) is reported only.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def measure(model: TrainResult | Predictor, datasets: Datasets) -> Metrics:
 def verdict(
     champion: Metrics, candidate: Metrics, n_labelled: int, min_feedback: int = MIN_FEEDBACK
 ) -> Verdict:
-    """Promote only if all four gates hold; each reason names its gate, both numbers, pass/fail."""
+    """Promote only if every gate holds (four, and three more for a champion that can say "not
+    a digit"); each reason names its gate, both numbers, and pass or fail."""
     mnist = _both(champion, candidate, MNIST_TEST)
     held_out = _both(champion, candidate, HELD_OUT)
     drop, rise = 100 * MAX_MNIST_DROP, 100 * MAX_ECE_RISE
@@ -133,29 +135,49 @@ def verdict(
         ),
     ]
     if mnist is not None and mnist[0].get("refused") is not None:  # the champion detects
-        refusal_rise = 100 * MAX_REFUSAL_RISE
-        gates.append(
-            _gate(
-                "MNIST test refused as not a digit",
-                _measured(mnist, "refused"),
-                "refused",
-                lambda old, new: new <= old + MAX_REFUSAL_RISE + _EPS,
-                f"may rise by at most {refusal_rise:.1f} point",
-            )
-        )
-        not_digits = _both(champion, candidate, NOT_A_DIGIT_HELD_OUT)
-        if not_digits is not None:
-            gates.append(
-                _gate(
-                    "held-out 'not a digit' labels refused",
-                    _measured(not_digits, "refused"),
-                    "refused",
-                    lambda old, new: new >= old - _EPS,
-                    "may not fall",
-                )
-            )
+        gates += _refusal_gates(champion, candidate, mnist, held_out)
     reasons = [f"{text}: {'pass' if ok else 'fail'}" for ok, text in gates]
     return Verdict(promoted=all(ok for ok, _ in gates), reasons=reasons)
+
+
+def _refusal_gates(
+    champion: Metrics,
+    candidate: Metrics,
+    mnist: tuple[dict[str, Any], dict[str, Any]],
+    held_out: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> list[tuple[bool, str]]:
+    """The gates of a champion that can say "not a digit": the candidate refuses at most a
+    little more of MNIST test, no more of the held-out sessions' digits, and no fewer of the
+    drawings they said are not a digit."""
+    rise = 100 * MAX_REFUSAL_RISE
+    gates = [
+        _gate(
+            "MNIST test refused as not a digit",
+            _measured(mnist, "refused"),
+            "refused",
+            lambda old, new: new <= old + MAX_REFUSAL_RISE + _EPS,
+            f"may rise by at most {rise:.1f} point",
+        ),
+        _gate(
+            "held-out feedback digits refused as not a digit",
+            None if held_out is None else _measured(held_out, "refused"),
+            "refused",
+            lambda old, new: new <= old + _EPS,
+            "may not rise",
+        ),
+    ]
+    not_digits = _both(champion, candidate, NOT_A_DIGIT_HELD_OUT)
+    if not_digits is not None:
+        gates.append(
+            _gate(
+                "held-out 'not a digit' labels refused",
+                _measured(not_digits, "refused"),
+                "refused",
+                lambda old, new: new >= old - _EPS,
+                "may not fall",
+            )
+        )
+    return gates
 
 
 def _measured(

@@ -190,10 +190,14 @@ def test_learning_report_is_json_with_the_verdict_versions_and_metrics() -> None
 # --- the "not a digit" gates ---------------------------------------------------------------------
 
 
-def with_refusals(base: Metrics, mnist: float | None, not_digits: float | None = None) -> Metrics:
-    """`base` with the shares refused: of MNIST test, and of held-out "not a digit" labels."""
+def with_refusals(
+    base: Metrics, mnist: float | None, not_digits: float | None = None, held_out: float = 0.01
+) -> Metrics:
+    """`base` with the shares refused: of MNIST test, of the held-out sessions' digits (by a
+    model that can refuse: `mnist` not None), and of held-out "not a digit" labels."""
     found = {name: {**values, "refused": None} for name, values in base.items()}
     found[MNIST_TEST]["refused"] = mnist
+    found[HELD_OUT]["refused"] = None if mnist is None else held_out
     if not_digits is not None:
         found[NOT_A_DIGIT_HELD_OUT] = {
             "n": 40,
@@ -226,7 +230,19 @@ def test_held_out_not_a_digit_labels_may_not_be_refused_less(candidate: float, h
         n_labelled=600,
     )
     assert outcome.promoted is holds
-    assert len(outcome.reasons) == 6
+    assert len(outcome.reasons) == 7
+
+
+@pytest.mark.parametrize(("candidate", "holds"), [(0.01, True), (0.0, True), (0.0125, False)])
+def test_held_out_digits_may_not_be_refused_more(candidate: float, holds: bool) -> None:
+    outcome = verdict(
+        with_refusals(metrics(), 0.003, held_out=0.01),
+        with_refusals(metrics(), 0.003, held_out=candidate),
+        n_labelled=600,
+    )
+    assert outcome.promoted is holds
+    reading = gate(outcome.reasons, "held-out feedback digits refused")
+    assert reading.endswith("pass" if holds else "fail"), reading
 
 
 def test_a_candidate_that_lost_the_detector_is_not_promoted() -> None:
