@@ -4,7 +4,7 @@ The gates run on data no session trained the candidate on: MNIST test, and the s
 out of the fine-tune (whole sessions, each counted for at most 50 rows). A candidate must:
 lose at most MAX_MNIST_DROP of MNIST test accuracy; not lose accuracy on the held-out
 sessions; not raise their calibration error by more than MAX_ECE_RISE; and come from at least
-`min_feedback` labelled rows. A champion that can say "not a digit" adds three: the candidate
+`min_feedback` labelled rows. A champion that can say "not a digit" adds up to three: the candidate
 (which keeps the champion's detector, reading its own features) may refuse at most
 MAX_REFUSAL_RISE more of MNIST test, no more of the held-out sessions' digits, and no fewer of
 their drawings that people said are not a digit. Anything else measured (the pen-drawn dev
@@ -102,7 +102,7 @@ def measure(model: TrainResult | Predictor, datasets: Datasets) -> Metrics:
 def verdict(
     champion: Metrics, candidate: Metrics, n_labelled: int, min_feedback: int = MIN_FEEDBACK
 ) -> Verdict:
-    """Promote only if every gate holds (four, and three more for a champion that can say "not
+    """Promote only if every gate holds (four, and up to three more for a champion that says "not
     a digit"); each reason names its gate, both numbers, and pass or fail."""
     mnist = _both(champion, candidate, MNIST_TEST)
     held_out = _both(champion, candidate, HELD_OUT)
