@@ -39,7 +39,7 @@ import httpx
 import numpy as np
 from load import ADMIN, ADMIN_TOKEN, start_server
 from PIL import Image
-from sheets import canvas_of, write_sheet
+from sheets import write_sheet
 
 from digitrec.rendering import read_samples, render
 
@@ -100,11 +100,28 @@ def write_errors(
     """A sheet of the wrong answers: label -> answer, `*` where the writer corrected any."""
     correcting = {session for session, _, _ in corrected}
     tiles = [
-        (canvas_of(image), f"{digit}->{answer}{' *' if session in correcting else ''}")
+        (base64.b64decode(image), f"{digit}->{answer}{' *' if session in correcting else ''}")
         for (session, image, digit), answer in zip(items, answers, strict=True)
         if answer != digit
     ]
     write_sheet(path, tiles)
+
+
+def run_learn(database_url: str, report_path: Path) -> tuple[dict[str, Any], float]:
+    """`digitrec learn --model default` as an operator runs it: (its report, seconds taken)."""
+    env = {**os.environ, "DIGITREC_DATABASE_URL": database_url, "DIGITREC_ADMIN_TOKEN": ADMIN_TOKEN}
+    command = [sys.executable, "-m", "digitrec", "learn", "--model", "default"]
+    started = time.perf_counter()
+    subprocess.run([*command, "--report", str(report_path)], env=env, check=True)
+    seconds = time.perf_counter() - started
+    return json.loads(report_path.read_text()), seconds
+
+
+def print_verdict(report: dict[str, Any]) -> None:
+    """The learner's verdict and each gate's reading."""
+    print(f"verdict: {'promoted' if report['promoted'] else 'not promoted'}")
+    for reason in report["reasons"]:
+        print(f"  {reason}")
 
 
 def serving_version(port: int) -> int | None:
@@ -139,16 +156,7 @@ def main() -> None:
         before = post_all(port, test, label=False)
         corrected = confusions(feedback, post_all(port, feedback, label=True))
         labelled = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
-        report_path = data_dir / "learn.json"
-        env = {**os.environ, "DIGITREC_DATABASE_URL": url, "DIGITREC_ADMIN_TOKEN": ADMIN_TOKEN}
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "digitrec", "learn", "--model", "default",
-             "--report", str(report_path)],
-            env=env, check=True,
-        )  # fmt: skip
-        learn_s = time.perf_counter() - started
-        report = json.loads(report_path.read_text())
+        report, learn_s = run_learn(url, data_dir / "learn.json")
         if report["promoted"]:
             deadline = time.monotonic() + SERVE_TIMEOUT_S
             while serving_version(port) != report["candidate_version"]:
@@ -184,9 +192,7 @@ def main() -> None:
     for who, measured in mnist.items():
         if measured:
             print(f"MNIST test, {who}: {measured['accuracy']:.2%}")
-    print(f"verdict: {'promoted' if report['promoted'] else 'not promoted'}")
-    for reason in report["reasons"]:
-        print(f"  {reason}")
+    print_verdict(report)
     print(f"digitrec learn took {learn_s:.0f} s")
 
 

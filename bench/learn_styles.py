@@ -57,6 +57,7 @@ from digitrec.preprocessing import encode_png, to_mnist, to_uint8
 SLATE = 280
 QUIRKY_DIGITS = 3
 PER_WRITER = 34  # digits per writer; the pen-drawn set's writers have 2 to 57
+QUIRK = 0.15  # how far a writer bends their quirky digits (std, in half a digit)
 
 
 def writer_style(rng: np.random.Generator, quirk: float) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=60)
     parser.add_argument("--per-writer", type=int, default=PER_WRITER)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quirk", type=float, default=0.15, help="0: no quirky digits")
+    parser.add_argument("--quirk", type=float, default=QUIRK, help="0: no quirky digits")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/default.pt"))
     parser.add_argument(
         "--correction-weight", type=float, default=feedback.CORRECTION_WEIGHT, help="per row"

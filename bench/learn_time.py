@@ -20,23 +20,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from learn_styles import PER_WRITER, draw, writer_style
+from learn import print_verdict, run_learn
+from learn_styles import PER_WRITER, QUIRK, draw, writer_style
 
 from digitrec.config import Settings, default_data_dir
 from digitrec.data import load_mnist
 from digitrec.service import PredictionService, build_service
-
-QUIRK = 0.15  # as bench/learn_styles.py's default
 
 
 def label_rows(service: PredictionService, rows: int, seed: int) -> tuple[int, int]:
@@ -79,19 +74,11 @@ def main() -> None:
         f"logged in {logged_s:.0f} s"
     )
 
-    report_path = data_dir / "learn.json"
-    env = {**os.environ, "DIGITREC_DATABASE_URL": url}
-    command = [sys.executable, "-m", "digitrec", "learn", "--model", "default"]
-    started = time.perf_counter()
-    subprocess.run([*command, "--report", str(report_path)], env=env, check=True)
-    learn_s = time.perf_counter() - started
-    report = json.loads(report_path.read_text())
+    report, learn_s = run_learn(url, data_dir / "learn.json")
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     print(f"digitrec learn on {args.rows} labelled rows: {learn_s:.0f} s ({learn_s / 60:.1f} min)")
     print(f"its peak resident memory: {peak_mib:.0f} MiB")
-    print(f"verdict: {'promoted' if report['promoted'] else 'not promoted'}")
-    for reason in report["reasons"]:
-        print(f"  {reason}")
+    print_verdict(report)
 
 
 if __name__ == "__main__":

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitrec.preprocessing import to_mnist
+from digitrec.preprocessing import ImageSource, to_mnist
 
 TILE_PX, COLUMNS, CAPTION_PX = 84, 12, 14  # a model input shown 3x, its caption below
 
 
-def canvas_of(png_base64: str) -> np.ndarray:
-    """The canvas a base64 PNG (as posted to the service) holds."""
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_base64))))
-
-
-def write_sheet(path: Path, tiles: Sequence[tuple[np.ndarray, str]]) -> None:
-    """A sheet of (canvas, caption) tiles, each canvas shown as its model input; none: no sheet."""
+def write_sheet(path: Path, tiles: Sequence[tuple[ImageSource, str]]) -> None:
+    """A sheet of (drawing, caption) tiles, each drawing (a canvas or PNG bytes) shown as its
+    model input; none: no sheet."""
     if not tiles:
         return
     rows = -(-len(tiles) // COLUMNS)
