@@ -52,13 +52,16 @@ CLEAR_THEN_INK_JS = f"""canvas => {{
   return ({INK_JS})(canvas);
 }}"""
 
-# The element that has the keyboard focus (inside shadow roots too), and whether it shows.
+# The element that has the keyboard focus (inside shadow roots too), and whether it shows. A
+# history cell is its grid canvas's fallback content, 0 by 0 px: the canvas draws it and its
+# focus ring, so it shows where the canvas does.
 FOCUSED_JS = """() => {
   let element = document.activeElement;
   while (element?.shadowRoot?.activeElement) element = element.shadowRoot.activeElement;
   if (!element || element === document.body) return null;
-  const box = element.getBoundingClientRect();
-  const shown = element.checkVisibility({ opacityProperty: true, visibilityProperty: true });
+  const drawnBy = element.closest("canvas") ?? element;
+  const box = drawnBy.getBoundingClientRect();
+  const shown = drawnBy.checkVisibility({ opacityProperty: true, visibilityProperty: true });
   return {
     name: element.getAttribute("aria-label") || element.innerText?.trim() || element.tagName,
     visible: shown && box.width >= 1 && box.height >= 1,
@@ -138,6 +141,12 @@ def test_everything_the_tab_key_reaches_is_visible(
     assert [f["name"] for f in reached if not f["visible"]] == [], order
     assert expected <= names, order
     assert not names & {"Undo", "Redo", "Edit", "Reset canvas & history"}
+
+    grid = page.get_by_test_id("data-grid-canvas").bounding_box()
+    assert grid is not None
+    page.mouse.click(grid["x"] + 60, grid["y"] + grid["height"] - 18)  # a history cell
+    expect(page.locator("td[role='gridcell']:focus")).to_have_count(1)
+    assert page.evaluate(FOCUSED_JS)["visible"]
     page.context.close()
 
 
