@@ -1,7 +1,8 @@
 """Learning from corrections, measured with writers the shipped model never saw.
 
 Usage:
-    python bench/learn.py PATH/TO/unipen-dev.jsonl [--database-url URL] [--workers 2]
+    python bench/learn.py PATH/TO/unipen-dev.jsonl [--letters PATH/TO/unipen-dev-letters.jsonl]
+                          [--database-url URL] [--workers 2] [--errors FOLDER]
 
 Each writer of the pen-drawn set is one session. A writer's drawings alternate between a
 feedback half and a test half (rendered per the set's protocol, seeded). The feedback half is
@@ -16,7 +17,12 @@ answers before learning and one after show each drawing as the model sees it, wi
 the answer, and a `*` where its writer corrected something: whether a person would read it as
 its label is for a person to judge (the set's README warns of a few noisy labels).
 
-The set is only measured on: nothing here goes into the shipped models.
+With `--letters`, the same writers' letters that the shipped detector never learnt from (the
+measuring side of `negatives.split_by_writer`) join their sessions, halved the same way: the
+feedback half is said "not a digit" wherever the page named a digit for it (and one refusal
+in three is agreed with); printed: the test half's letters and digits refused before and after.
+
+The sets are only measured on: nothing here goes into the shipped models.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from load import ADMIN, ADMIN_TOKEN, start_server
 from PIL import Image
 from sheets import write_sheet
 
+from digitrec import negatives
 from digitrec.rendering import read_samples, render
 
 SERVE_TIMEOUT_S = 60.0  # a promotion reaches every worker within the registry poll (5 s)
@@ -52,18 +59,43 @@ def png(canvas: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def post_all(port: int, items: list[tuple[str, str, int]], label: bool) -> list[int | None]:
-    """Post (session, image, digit) items; with `label`, correct each wrong answer and confirm
-    one right answer in three. Returns each answer's digit."""
+Item = tuple[str, str, int | None]  # (session, PNG as base64, digit; None: not a digit)
+
+
+def post_all(port: int, items: list[Item], label: bool) -> list[dict[str, Any]]:
+    """Post the items; with `label`, correct each wrong answer (a digit named for a letter is
+    wrong) and agree with one right answer in three. Returns each answer."""
     answers = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         for i, (session, image, digit) in enumerate(items):
             answer = http.post("/predict", json={"image": image, "session_id": session}).json()
-            answers.append(answer["prediction"])
-            if label and (answer["prediction"] != digit or i % 3 == 0):
-                body = {"actual": digit, "session_id": session}
+            answers.append(answer)
+            right = not answer["is_digit"] if digit is None else answer["prediction"] == digit
+            if label and (not right or i % 3 == 0):
+                said = {"not_a_digit": True} if digit is None else {"actual": digit}
+                body = {**said, "session_id": session}
                 http.post(f"/predictions/{answer['id']}/feedback", json=body).raise_for_status()
     return answers
+
+
+def refused(answers: list[dict[str, Any]]) -> str:
+    """The share of answers that said "not a digit", with the count."""
+    count = sum(not a["is_digit"] for a in answers)
+    return f"{count / max(len(answers), 1):.1%} ({count} of {len(answers)})"
+
+
+def halved(samples: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, list[list[Item]]]:
+    """Per writer, their drawings rendered and dealt alternately into a feedback half and a
+    test half; a session per writer."""
+    halves: dict[str, list[list[Item]]] = defaultdict(lambda: [[], []])
+    for sample in samples:
+        writer = sample.get("writer", "?")
+        session = hashlib.sha256(writer.encode()).hexdigest()[:32]
+        half = halves[writer][len(halves[writer][0]) > len(halves[writer][1])]
+        label = sample["label"]
+        digit = int(label) if str(label).isdigit() else None
+        half.append((session, png(render(sample["strokes"], rng)), digit))
+    return halves
 
 
 def confusions(
@@ -129,6 +161,20 @@ def serving_version(port: int) -> int | None:
     return next(m["serving"] for m in models if m["name"] == "default")
 
 
+def wait_until_served(port: int, version: int) -> None:
+    """Until every worker serves `version` (each polls the registry on its own, every 5 s)."""
+    deadline = time.monotonic() + SERVE_TIMEOUT_S
+    while serving_version(port) != version:
+        if time.monotonic() > deadline:
+            raise SystemExit("the promoted version was not served in time")
+        time.sleep(1)
+    time.sleep(6)
+
+
+def digits_of(answers: list[dict[str, Any]]) -> list[int | None]:
+    return [answer["prediction"] for answer in answers]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path)
@@ -136,45 +182,44 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--errors", type=Path, default=None, help="a folder for the sheets")
+    parser.add_argument("--letters", type=Path, default=None, help="the pen-drawn letters")
     args = parser.parse_args()
 
-    samples = read_samples(args.samples)
     rng = np.random.default_rng(args.seed)
-    halves: dict[str, list[list[tuple[str, str, int]]]] = defaultdict(lambda: [[], []])
-    for sample in samples:
-        writer = sample.get("writer", "?")
-        session = hashlib.sha256(writer.encode()).hexdigest()[:32]  # one session per writer
-        half = halves[writer][len(halves[writer][0]) > len(halves[writer][1])]
-        half.append((session, png(render(sample["strokes"], rng)), int(sample["label"])))
+    halves = halved(read_samples(args.samples), rng)
     feedback = [item for pair in halves.values() for item in pair[0]]
     test = [item for pair in halves.values() for item in pair[1]]
+    letters: dict[str, list[list[Item]]] = {}
+    if args.letters is not None:  # of the digits' writers, those the detector never learnt
+        unseen = negatives.split_by_writer(read_samples(args.letters))[1]
+        letters = halved([s for s in unseen if s["writer"] in halves], rng)
+    letters_feedback = [item for pair in letters.values() for item in pair[0]]
+    letters_test = [item for pair in letters.values() for item in pair[1]]
 
     data_dir = Path(tempfile.mkdtemp(prefix="digitrec-learn-bench-"))
     url = args.database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}"
     server, port = start_server(url, data_dir, args.workers, None)
     try:
         before = post_all(port, test, label=False)
-        corrected = confusions(feedback, post_all(port, feedback, label=True))
+        letters_before = post_all(port, letters_test, label=False)
+        corrected = confusions(feedback, digits_of(post_all(port, feedback, label=True)))
+        said_not = post_all(port, letters_feedback, label=True)
         labelled = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
         report, learn_s = run_learn(url, data_dir / "learn.json")
         if report["promoted"]:
-            deadline = time.monotonic() + SERVE_TIMEOUT_S
-            while serving_version(port) != report["candidate_version"]:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the promoted version was not served in time")
-                time.sleep(1)
-            time.sleep(6)  # every worker polls the registry on its own (every 5 s)
+            wait_until_served(port, report["candidate_version"])
         after = post_all(port, test, label=False)
+        letters_after = post_all(port, letters_test, label=False)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
     if args.errors is not None:
-        write_errors(args.errors / "test-half-wrong-before.png", test, before, corrected)
-        write_errors(args.errors / "test-half-wrong-after.png", test, after, corrected)
-    wrong_before = confusions(test, before)
+        write_errors(args.errors / "test-half-wrong-before.png", test, digits_of(before), corrected)
+        write_errors(args.errors / "test-half-wrong-after.png", test, digits_of(after), corrected)
+    wrong_before = confusions(test, digits_of(before))
     errors_before = len(wrong_before)
-    errors_after = len(confusions(test, after))
+    errors_after = len(confusions(test, digits_of(after)))
     mnist = {
         k: report["metrics"].get(k, {}).get("mnist_test", {}) for k in ("champion", "candidate")
     }
@@ -189,6 +234,16 @@ def main() -> None:
         f"{(errors_after - errors_before) / max(errors_before, 1):+.0%}"
     )
     print(describe_errors(corrected, wrong_before))
+    print(
+        f"test-half digits refused as not a digit: before {refused(before)}, after {refused(after)}"
+    )
+    if letters:
+        kept = sum(a["is_digit"] for a in said_not)
+        print(
+            f"letters of {len(letters)} writers the detector never learnt from: feedback half "
+            f"{len(letters_feedback)} ({kept} named a digit and said not to be one), test half "
+            f"refused before {refused(letters_before)}, after {refused(letters_after)}"
+        )
     for who, measured in mnist.items():
         if measured:
             print(f"MNIST test, {who}: {measured['accuracy']:.2%}")

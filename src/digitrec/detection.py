@@ -132,9 +132,7 @@ def fit_detector(
 
     scale, shift, threshold, probs = _calibrated(detector, model, examples, config.refuse_share)
     test_x = mnist.split("test")[0][: 300 if config.dry_run else None]
-    test = sigmoid(
-        scale * _logits(detector, maps_of(model, test_x.astype(np.float32) / 255)) + shift
-    )
+    test = sigmoid(scale * raw_logits(detector, model, test_x.astype(np.float32) / 255) + shift)
     metrics = {
         "refused": {k: float((p < threshold).mean()) for k, p in probs.items()},
         "mnist_test_refused": float((test < threshold).mean()),
@@ -155,18 +153,32 @@ def _calibrated(
     """Platt scaling on an even mix of validation digits and held-back not-digits, then the
     threshold that refuses at most `refuse_share` of each form of validation digits: (scale,
     shift, threshold, each set's calibrated probabilities)."""
-    raw = {
-        f"digits {k}": _logits(detector, maps_of(model, x)) for k, x in examples.validation.items()
-    }
-    held = {
-        k: _logits(detector, maps_of(model, x)) for k, x in examples.held_back.items() if len(x)
-    }
+    raw = {f"digits {k}": raw_logits(detector, model, x) for k, x in examples.validation.items()}
+    held = {k: raw_logits(detector, model, x) for k, x in examples.held_back.items() if len(x)}
     scale, shift = _calibrate(
         np.concatenate(list(raw.values())), np.concatenate(list(held.values()))
     )
     probs = {k: sigmoid(scale * v + shift) for k, v in {**raw, **held}.items()}
-    threshold = min(float(np.quantile(probs[k], refuse_share)) for k in raw)
+    threshold = refusal_threshold([probs[k] for k in raw], refuse_share)
     return scale, shift, threshold, probs
+
+
+def refusal_threshold(digit_probabilities: Sequence[np.ndarray], refuse_share: float) -> float:
+    """The threshold that refuses at most `refuse_share` of each set of digits (their forms)."""
+    return min(float(np.quantile(p, refuse_share)) for p in digit_probabilities)
+
+
+def raw_logits(
+    detector: DigitDetector, model: Standardised, images: np.ndarray, chunk: int = 2000
+) -> np.ndarray:
+    """The detector's uncalibrated logits (N,) for MNIST-form images, a chunk at a time."""
+    return np.concatenate(
+        [
+            _logits(detector, maps_of(model, images[i : i + chunk]))
+            for i in range(0, len(images), chunk)
+        ]
+        or [np.zeros(0, np.float32)]
+    )
 
 
 def _train(

@@ -50,28 +50,39 @@ def not_digits(
     def count(n: int) -> int:
         return max(4, int(n * share))
 
+    renders = 1 if config.dry_run else config.letter_renders
+    drawn_letters = mnist_form(
+        render(negatives.varied(s["strokes"], rng), rng)
+        for _ in range(renders)
+        for s in letters[: count(len(letters))]
+    )
+    counts = (count(config.rows), count(config.scribbles), count(config.shapes))
+    return {"letters": drawn_letters, **made_up(digits, rng, *counts, count(config.crossed_out))}
+
+
+def made_up(
+    digits: np.ndarray,
+    rng: np.random.Generator,
+    rows: int,
+    scribbles: int,
+    shapes: int,
+    crossed_out: int,
+) -> dict[str, np.ndarray]:
+    """The made-up kinds of not-a-digit, as many of each as asked, in MNIST form. `digits`:
+    MNIST-form digits to build rows of and to strike out."""
+
     def row() -> np.ndarray:
         picked = rng.integers(0, len(digits), int(rng.integers(2, 4)))
         return negatives.digit_row([digits[i] for i in picked], rng)
 
-    renders = 1 if config.dry_run else config.letter_renders
     return {
-        "letters": mnist_form(
-            render(negatives.varied(s["strokes"], rng), rng)
-            for _ in range(renders)
-            for s in letters[: count(len(letters))]
-        ),
-        "digit rows": mnist_form(row() for _ in range(count(config.rows))),
-        "scribbles": mnist_form(
-            render(negatives.scribble(rng), rng) for _ in range(count(config.scribbles))
-        ),
+        "digit rows": mnist_form(row() for _ in range(rows)),
+        "scribbles": mnist_form(render(negatives.scribble(rng), rng) for _ in range(scribbles)),
         "shapes": mnist_form(
-            render(negatives.varied(negatives.shape(rng), rng), rng)
-            for _ in range(count(config.shapes))
+            render(negatives.varied(negatives.shape(rng), rng), rng) for _ in range(shapes)
         ),
         "crossed out": mnist_form(
-            negatives.crossed_out(digits[i], rng)
-            for i in rng.integers(0, len(digits), count(config.crossed_out))
+            negatives.crossed_out(digits[i], rng) for i in rng.integers(0, len(digits), crossed_out)
         ),
     }
 

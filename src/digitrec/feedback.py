@@ -43,7 +43,8 @@ CONFIRMATION_WEIGHT = 0.5
 # one disagreement in a short session does not zero it.
 CONFIDENT_P = 0.9
 MIN_EVIDENCE_ROWS = 5
-# `predicted` of a row whose reader gave no digit: any label of it is a correction.
+# A digit field with no digit in it: `predicted` of a row whose reader gave none (any label of
+# it is a correction), the label of a row a person said is not a digit.
 NO_DIGIT = -1
 
 
@@ -92,16 +93,23 @@ Row = TypeVar("Row", bound=_HasSession)
 
 def rows_to_arrays(rows: Iterable[LabelledRow]) -> FeedbackSet:
     """The rows labelled with a digit, decoded; rows with no digit or a bad image are left out."""
+    return _decoded_set(r for r in rows if r.actual is not None and 0 <= r.actual <= 9)
+
+
+def not_a_digit_rows(rows: Iterable[LabelledRow]) -> FeedbackSet:
+    """The rows a person said are not a digit, decoded, labelled NO_DIGIT; bad images left out."""
+    return _decoded_set(r for r in rows if r.actual is None)
+
+
+def _decoded_set(rows: Iterable[LabelledRow]) -> FeedbackSet:
     images, labels, predicted, sessions = [], [], [], []
     for row in rows:
-        if row.actual is None or not 0 <= row.actual <= 9:
-            continue
         pixels = _decoded(row.image_png)
         if pixels is None or pixels.shape != (28, 28):
-            logger.warning("left out a row of session %s: no 28x28 digit in it", row.session_id)
+            logger.warning("left out a row of session %s: no 28x28 drawing in it", row.session_id)
             continue
         images.append(pixels)
-        labels.append(row.actual)
+        labels.append(NO_DIGIT if row.actual is None else row.actual)
         predicted.append(row.predicted)
         sessions.append(row.session_id)
     return FeedbackSet(
@@ -110,18 +118,6 @@ def rows_to_arrays(rows: Iterable[LabelledRow]) -> FeedbackSet:
         predicted=np.array(predicted, dtype=np.int64),
         sessions=np.array(sessions, dtype=str),
     )
-
-
-def not_a_digit_images(rows: Iterable[LabelledRow]) -> np.ndarray:
-    """The model inputs of the rows a person said are not a digit: (N, 28, 28) uint8."""
-    images = []
-    for row in rows:
-        if row.actual is not None:
-            continue
-        pixels = _decoded(row.image_png)
-        if pixels is not None and pixels.shape == (28, 28):
-            images.append(pixels)
-    return np.array(images, dtype=np.uint8).reshape(-1, 28, 28)
 
 
 def _decoded(png: bytes) -> np.ndarray | None:
@@ -179,6 +175,12 @@ def training_weights(
         scale = min(1.0, cap / kind[mine].sum())
         weights[mine] = kind[mine] * scale * session_trust_
     return weights
+
+
+def session_capped_weights(sessions: np.ndarray, cap: float = SESSION_CAP_ROWS) -> np.ndarray:
+    """A weight per row (N,): 1, but a session of more than `cap` rows sums to `cap`."""
+    _, index, counts = np.unique(sessions, return_inverse=True, return_counts=True)
+    return np.minimum(1.0, cap / counts[index].reshape(-1)).astype(np.float32)
 
 
 def capped(feedback: FeedbackSet, cap: int = int(SESSION_CAP_ROWS)) -> FeedbackSet:

@@ -4,11 +4,12 @@ The gates run on data no session trained the candidate on: MNIST test, and the s
 out of the fine-tune (whole sessions, each counted for at most 50 rows). A candidate must:
 lose at most MAX_MNIST_DROP of MNIST test accuracy; not lose accuracy on the held-out
 sessions; not raise their calibration error by more than MAX_ECE_RISE; and come from at least
-`min_feedback` labelled rows. A champion that can say "not a digit" adds up to three: the candidate
-(which keeps the champion's detector, reading its own features) may refuse at most
-MAX_REFUSAL_RISE more of MNIST test, no more of the held-out sessions' digits, and no fewer of
-their drawings that people said are not a digit. Anything else measured (the pen-drawn dev
-set) is reported only.
+`min_feedback` labelled rows. A champion that can say "not a digit" adds up to four: the
+candidate (whose detector reads its own features, and may have learnt what the training
+sessions said is not a digit) may refuse at most MAX_REFUSAL_RISE more of MNIST test, at most
+MAX_MADE_UP_FALL fewer of the made-up not-digits, no more of the held-out sessions' digits,
+and no fewer of their drawings that people said are not a digit. Anything else measured (the
+pen-drawn dev set) is reported only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ DRAWN_DEV = "drawn_dev"  # the pen-drawn dev set, when the caller has it
 # The held-out sessions' drawings people said are not a digit, labelled NOT_A_DIGIT_LABEL.
 NOT_A_DIGIT_HELD_OUT = "not_a_digit_held_out"
 NOT_A_DIGIT_LABEL = -1
+# Made-up not-digits (rows of MNIST test digits, scribbles, shapes, struck-out digits), drawn
+# afresh for the gates of a champion that says "not a digit", labelled NOT_A_DIGIT_LABEL.
+MADE_UP_NOT_DIGITS = "made_up_not_digits"
+MAX_MADE_UP_FALL = 0.01  # 1 point of the made-up not-digits refused
 MAX_MNIST_DROP = 0.001  # 0.1 point of accuracy
 MAX_REFUSAL_RISE = 0.001  # 0.1 point of MNIST test refused as "not a digit"
 MAX_ECE_RISE = 0.005  # 0.5 point of expected calibration error
@@ -102,7 +107,7 @@ def measure(model: TrainResult | Predictor, datasets: Datasets) -> Metrics:
 def verdict(
     champion: Metrics, candidate: Metrics, n_labelled: int, min_feedback: int = MIN_FEEDBACK
 ) -> Verdict:
-    """Promote only if every gate holds (four, and up to three more for a champion that says "not
+    """Promote only if every gate holds (four, and up to four more for a champion that says "not
     a digit"); each reason names its gate, both numbers, and pass or fail."""
     mnist = _both(champion, candidate, MNIST_TEST)
     held_out = _both(champion, candidate, HELD_OUT)
@@ -147,8 +152,8 @@ def _refusal_gates(
     held_out: tuple[dict[str, Any], dict[str, Any]] | None,
 ) -> list[tuple[bool, str]]:
     """The gates of a champion that can say "not a digit": the candidate refuses at most a
-    little more of MNIST test, no more of the held-out sessions' digits, and no fewer of the
-    drawings they said are not a digit."""
+    little more of MNIST test and a little less of the made-up not-digits, no more of the
+    held-out sessions' digits, and no fewer of the drawings they said are not a digit."""
     rise = 100 * MAX_REFUSAL_RISE
     gates = [
         _gate(
@@ -166,6 +171,18 @@ def _refusal_gates(
             "may not rise",
         ),
     ]
+    made_up = _both(champion, candidate, MADE_UP_NOT_DIGITS)
+    if made_up is not None:
+        fall = 100 * MAX_MADE_UP_FALL
+        gates.append(
+            _gate(
+                "made-up not-digits refused",
+                _measured(made_up, "refused"),
+                "refused",
+                lambda old, new: new >= old - MAX_MADE_UP_FALL - _EPS,
+                f"may fall by at most {fall:.1f} point",
+            )
+        )
     not_digits = _both(champion, candidate, NOT_A_DIGIT_HELD_OUT)
     if not_digits is not None:
         gates.append(

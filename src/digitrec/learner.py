@@ -147,6 +147,7 @@ def _record(
         trained_on={
             "rows": outcome.n_train,
             "labelled_rows": outcome.n_labelled,
+            "not_a_digit_rows": outcome.n_not_a_digit,
             "sessions": len(outcome.session_weights),
             "newest_feedback_at": None if newest is None else newest.isoformat(),
         },

@@ -1,7 +1,8 @@
 """Learn from corrections: split the labelled rows by session, weight them, fine-tune, gate.
 
 `learn` is the whole of `digitrec learn` but the storage: it takes the rows and the champion
-and returns the candidate, both models' metrics on the same data, and the verdict.
+and returns the candidate, both models' metrics on the same data, and the verdict. Where the
+training sessions said some drawings are not a digit, the champion's detector learns them too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.data import Mnist
+from digitrec.detector_examples import made_up
+from digitrec.detector_tuning import DetectorTuneConfig, tune_detector
 from digitrec.feedback import (
     EVAL_FRACTION,
+    FeedbackSet,
     LabelledRow,
     capped,
-    not_a_digit_images,
+    not_a_digit_rows,
     rows_to_arrays,
     split_by_session,
     training_weights,
@@ -25,6 +29,7 @@ from digitrec.feedback import (
 from digitrec.finetuning import DRY_RUN_DIGITS, FineTuneConfig, fine_tune
 from digitrec.gating import (
     HELD_OUT,
+    MADE_UP_NOT_DIGITS,
     MIN_FEEDBACK,
     MNIST_TEST,
     NOT_A_DIGIT_HELD_OUT,
@@ -38,6 +43,11 @@ from digitrec.gating import (
 )
 from digitrec.training import TrainResult
 
+# Of each made-up kind of not-a-digit the gates measure (1,000 in all: a point is 10), drawn
+# with a seed of their own, from MNIST test digits: nothing a fine-tune learnt from.
+MADE_UP_EACH = 250
+MADE_UP_SEED = 1
+
 
 @dataclass(frozen=True)
 class LearnOutcome:
@@ -49,6 +59,7 @@ class LearnOutcome:
     candidate_metrics: Metrics
     n_labelled: int  # rows with a digit label, in all sessions
     n_train: int  # of them, rows of the training sessions
+    n_not_a_digit: int  # training sessions' rows said not to be a digit (the detector's)
     session_weights: dict[str, float]  # training session -> its rows' total weight
 
 
@@ -71,18 +82,17 @@ def learn(
     champion_probs = probabilities(champion, train.as_dataset()[0])  # (N, 10)
     weights = training_weights(train, champion_probs)
     candidate = fine_tune(champion, train.images, train.labels, weights, mnist, config, cache_dir)
-    test_x, test_y = mnist.split("test")
+    said_not = not_a_digit_rows(train_rows)
+    if champion.detector is not None and len(said_not):
+        tuning = DetectorTuneConfig(seed=config.seed, dry_run=config.dry_run)
+        candidate.detector = tune_detector(
+            candidate.model, champion.detector, train, said_not, mnist, tuning, cache_dir
+        )
     datasets = {
-        MNIST_TEST: (test_x.astype(np.float32) / 255, test_y),
-        HELD_OUT: capped(held_out).as_dataset(),  # no one session decides a gate
+        **_gate_datasets(mnist, held_out, not_a_digit_rows(eval_rows)),
+        **(made_up_not_digits(mnist) if champion.detector is not None else {}),
         **(extra or {}),
     }
-    not_digits = not_a_digit_images(eval_rows)
-    if len(not_digits):  # the held-out sessions' "not a digit" labels: refusals measured only
-        datasets[NOT_A_DIGIT_HELD_OUT] = (
-            not_digits.astype(np.float32) / 255,
-            np.full(len(not_digits), NOT_A_DIGIT_LABEL),
-        )
     if config.dry_run:
         datasets = {k: (x[:DRY_RUN_DIGITS], y[:DRY_RUN_DIGITS]) for k, (x, y) in datasets.items()}
     champion_metrics, candidate_metrics = measure(champion, datasets), measure(candidate, datasets)
@@ -94,7 +104,32 @@ def learn(
         candidate_metrics=candidate_metrics,
         n_labelled=n_labelled,
         n_train=len(train),
+        n_not_a_digit=len(said_not),
         session_weights={
             str(s): float(weights[train.sessions == s].sum()) for s in np.unique(train.sessions)
         },
     )
+
+
+def _gate_datasets(mnist: Mnist, held_out: FeedbackSet, said_not: FeedbackSet) -> Datasets:
+    """MNIST test, the held-out sessions' digits and their "not a digit" drawings; no one
+    session counts for more than its cap (no one session decides a gate)."""
+    test_x, test_y = mnist.split("test")
+    datasets = {
+        MNIST_TEST: (test_x.astype(np.float32) / 255, test_y),
+        HELD_OUT: capped(held_out).as_dataset(),
+    }
+    if len(said_not):  # no digit to be right about: what is refused is measured
+        images = capped(said_not).images
+        labels = np.full(len(images), NOT_A_DIGIT_LABEL)
+        datasets[NOT_A_DIGIT_HELD_OUT] = (images.astype(np.float32) / 255, labels)
+    return datasets
+
+
+def made_up_not_digits(mnist: Mnist) -> Datasets:
+    """Made-up not-digits, the same on every run: MADE_UP_EACH of each kind."""
+    test_x = mnist.split("test")[0].astype(np.float32) / 255
+    each, rng = MADE_UP_EACH, np.random.default_rng(MADE_UP_SEED)
+    kinds = made_up(test_x, rng, each, each, each, each)
+    images = np.concatenate([x for x in kinds.values() if len(x)])
+    return {MADE_UP_NOT_DIGITS: (images, np.full(len(images), NOT_A_DIGIT_LABEL))}

@@ -8,12 +8,13 @@ import pytest
 from digitrec.feedback import (
     CONFIRMATION_WEIGHT,
     CORRECTION_WEIGHT,
+    NO_DIGIT,
     SESSION_CAP_ROWS,
     FeedbackSet,
     LabelledRow,
     capped,
     is_evaluation_session,
-    not_a_digit_images,
+    not_a_digit_rows,
     rows_to_arrays,
     split_by_session,
     training_weights,
@@ -55,7 +56,9 @@ def test_rows_said_not_to_be_a_digit_are_images_to_refuse_not_digits_to_learn() 
         LabelledRow("s1", encode_png(digit), predicted=1, actual=1),
     ]
 
-    assert np.array_equal(not_a_digit_images(rows), letter[None])
+    said_not = not_a_digit_rows(rows)
+    assert np.array_equal(said_not.images, letter[None])
+    assert said_not.labels.tolist() == [NO_DIGIT] and said_not.sessions.tolist() == ["s1"]
     assert rows_to_arrays(rows).labels.tolist() == [1]
 
 

@@ -15,6 +15,7 @@ from digitrec.evaluation import classification_metrics
 from digitrec.export import export_onnx
 from digitrec.gating import (
     HELD_OUT,
+    MADE_UP_NOT_DIGITS,
     MNIST_TEST,
     NOT_A_DIGIT_HELD_OUT,
     NOT_A_DIGIT_LABEL,
@@ -191,21 +192,30 @@ def test_learning_report_is_json_with_the_verdict_versions_and_metrics() -> None
 
 
 def with_refusals(
-    base: Metrics, mnist: float | None, not_digits: float | None = None, held_out: float = 0.01
+    base: Metrics,
+    mnist: float | None,
+    not_digits: float | None = None,
+    held_out: float = 0.01,
+    made_up: float | None = None,
 ) -> Metrics:
     """`base` with the shares refused: of MNIST test, of the held-out sessions' digits (by a
-    model that can refuse: `mnist` not None), and of held-out "not a digit" labels."""
+    model that can refuse: `mnist` not None), of held-out "not a digit" labels and of made-up
+    not-digits."""
     found = {name: {**values, "refused": None} for name, values in base.items()}
     found[MNIST_TEST]["refused"] = mnist
     found[HELD_OUT]["refused"] = None if mnist is None else held_out
-    if not_digits is not None:
-        found[NOT_A_DIGIT_HELD_OUT] = {
-            "n": 40,
-            "accuracy": None,
-            "ece": None,
-            "confident_wrong": None,
-            "refused": not_digits,
-        }
+    for name, n, refused in [
+        (NOT_A_DIGIT_HELD_OUT, 40, not_digits),
+        (MADE_UP_NOT_DIGITS, 1000, made_up),
+    ]:
+        if refused is not None:
+            found[name] = {
+                "n": n,
+                "accuracy": None,
+                "ece": None,
+                "confident_wrong": None,
+                "refused": refused,
+            }
     return found
 
 
@@ -224,6 +234,7 @@ def test_mnist_refusals_may_rise_by_at_most_a_tenth_of_a_point(
 
 NOT_A_DIGIT_GATE = "held-out 'not a digit' labels refused"
 DIGITS_GATE = "held-out feedback digits refused"
+MADE_UP_GATE = "made-up not-digits refused"
 
 
 @pytest.mark.parametrize(
@@ -235,6 +246,9 @@ DIGITS_GATE = "held-out feedback digits refused"
         ({"held_out": 0.01}, {"held_out": 0.01}, DIGITS_GATE, True),
         ({"held_out": 0.01}, {"held_out": 0.0}, DIGITS_GATE, True),
         ({"held_out": 0.01}, {"held_out": 0.0125}, DIGITS_GATE, False),  # one more in eighty
+        ({"made_up": 0.95}, {"made_up": 0.96}, MADE_UP_GATE, True),
+        ({"made_up": 0.95}, {"made_up": 0.94}, MADE_UP_GATE, True),  # a point less
+        ({"made_up": 0.95}, {"made_up": 0.939}, MADE_UP_GATE, False),  # eleven in 1,000 fewer
     ],
 )
 def test_held_out_refusals_may_only_move_the_right_way(
