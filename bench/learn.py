@@ -63,14 +63,16 @@ Item = tuple[str, str, int | None]  # (session, PNG as base64, digit; None: not 
 
 
 def post_all(port: int, items: list[Item], label: bool) -> list[dict[str, Any]]:
-    """Post the items; with `label`, correct each wrong answer (a digit named for a letter is
-    wrong) and agree with one right answer in three. Returns each answer."""
+    """Post the items; with `label`, correct each wrong answer (a digit named for a letter, a
+    digit refused, a digit misread) and agree with one right answer in three. Returns each
+    answer."""
     answers = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         for i, (session, image, digit) in enumerate(items):
             answer = http.post("/predict", json={"image": image, "session_id": session}).json()
             answers.append(answer)
-            right = not answer["is_digit"] if digit is None else answer["prediction"] == digit
+            named = answer["prediction"] if answer["is_digit"] else None  # what the page said
+            right = named == digit
             if label and (not right or i % 3 == 0):
                 said = {"not_a_digit": True} if digit is None else {"actual": digit}
                 body = {**said, "session_id": session}

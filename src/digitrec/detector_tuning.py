@@ -1,8 +1,9 @@
-"""Teach a candidate's "not a digit" detector what people said is not a digit.
+"""Teach a candidate's "not a digit" detector what people said is and is not a digit.
 
 `learning` fine-tunes the classifier on the people's digits; then, if the training sessions
-said some drawings are not a digit, this fine-tunes the champion's detector on the candidate's
-frozen features (they moved with the fine-tune). It learns from:
+said some drawings are not a digit (or gave the digit of some they were told are not one),
+this fine-tunes the champion's detector on the candidate's frozen features (they moved with
+the fine-tune). It learns from:
 - not digits: the drawings people said are not a digit, a session counting for at most
   SESSION_CAP_ROWS of them, and made-up not-digits replayed (rows of digits, scribbles,
   shapes, struck-out digits) so that it keeps refusing what it refused;
@@ -64,19 +65,22 @@ def tune_detector(
     digits: the training sessions' rows labelled with a digit; said_not_digits: their rows
     said not to be one (both as logged, uint8). `fit` is left as it was.
     """
-    if not len(said_not_digits):
-        raise ValueError("no drawings said not to be a digit to learn from")
+    if not len(said_not_digits) and not len(digits):
+        raise ValueError("no labelled drawings to learn from")
     config = config or DetectorTuneConfig()
     rng, n = np.random.default_rng(config.seed), 300 if config.dry_run else config.replay_digits
     torch.manual_seed(config.seed)
     forms = _replayed_digits(mnist, n, fit, rng, cache_dir)
     replayed = _made_up(forms["drawing-like"], config, rng)
-    positives = [*forms.values(), digits.images.astype(np.float32) / 255]
-    negatives = [*replayed, said_not_digits.images.astype(np.float32) / 255]
-    people = session_capped_weights(said_not_digits.sessions)
-    x = torch.cat([maps_of(model, images) for images in positives + negatives])
-    y = torch.cat([torch.ones(sum(map(len, positives))), torch.zeros(sum(map(len, negatives)))])
-    weight = torch.from_numpy(np.concatenate([np.ones(len(y) - len(people), np.float32), people]))
+    # (images in MNIST form, weights): digits first, then not-digits; a session's own rows
+    # count for at most SESSION_CAP_ROWS on each side.
+    positives = [(x, np.ones(len(x), np.float32)) for x in forms.values()] + [_people(digits)]
+    negatives = [(x, np.ones(len(x), np.float32)) for x in replayed] + [_people(said_not_digits)]
+    kept = [(x, w) for x, w in positives + negatives if len(x)]
+    x = torch.cat([maps_of(model, images) for images, _ in kept])
+    n_digits = sum(len(images) for images, _ in positives)
+    y = (torch.arange(len(x)) < n_digits).float()
+    weight = torch.from_numpy(np.concatenate([w for _, w in kept]))
     detector = copy.deepcopy(fit.detector)
     _train(detector, x, y, _balanced(weight, y), config)
 
@@ -84,7 +88,7 @@ def tune_detector(
     tuned = {
         "config": asdict(config),
         "said not a digit": len(said_not_digits),
-        "their weight": float(people.sum()),
+        "their weight": float(_people(said_not_digits)[1].sum()),
         "people's digits": len(digits),
         "threshold before": fit.threshold,
         "validation refused": refused,
@@ -113,6 +117,11 @@ def _threshold(
     }
     threshold = refusal_threshold(list(probs.values()), fit.config.refuse_share)
     return threshold, {k: float((p < threshold).mean()) for k, p in probs.items()}
+
+
+def _people(rows: FeedbackSet) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' images in MNIST form and their weights, each session capped."""
+    return rows.images.astype(np.float32) / 255, session_capped_weights(rows.sessions)
 
 
 def _replayed_digits(

@@ -58,6 +58,7 @@ class LabelledRow:
     actual: int | None  # the person's digit; None: no digit to learn from (not a digit)
     feedback_at: datetime | None = None
     canvas_png: bytes | None = None  # the picture as drawn; unused: the model input suffices
+    refused: bool = False  # the person was told it is not a digit, instead of `predicted`
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def labelled_rows(engine: Engine) -> list[LabelledRow]:
             predicted=NO_DIGIT if row.prediction is None else int(row.prediction),
             actual=None if row.actual is None else int(row.actual),
             feedback_at=row.feedback_at,
+            refused=row.is_digit is False,
         )
         for row in labelled_predictions(engine)
     ]

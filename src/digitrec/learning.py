@@ -2,7 +2,8 @@
 
 `learn` is the whole of `digitrec learn` but the storage: it takes the rows and the champion
 and returns the candidate, both models' metrics on the same data, and the verdict. Where the
-training sessions said some drawings are not a digit, the champion's detector learns them too.
+training sessions said some drawings are not a digit, or gave the digit of a drawing they were
+told is not one, the champion's detector learns from them too.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class LearnOutcome:
     n_labelled: int  # rows with a digit label, in all sessions
     n_train: int  # of them, rows of the training sessions
     n_not_a_digit: int  # training sessions' rows said not to be a digit (the detector's)
+    n_refused_digits: int  # training sessions' digits they had been told are not a digit
     session_weights: dict[str, float]  # training session -> its rows' total weight
 
 
@@ -83,7 +85,8 @@ def learn(
     weights = training_weights(train, champion_probs)
     candidate = fine_tune(champion, train.images, train.labels, weights, mnist, config, cache_dir)
     said_not = not_a_digit_rows(train_rows)
-    if champion.detector is not None and len(said_not):
+    refused = sum(row.refused and row.actual is not None for row in train_rows)
+    if champion.detector is not None and (len(said_not) or refused):
         tuning = DetectorTuneConfig(seed=config.seed, dry_run=config.dry_run)
         candidate.detector = tune_detector(
             candidate.model, champion.detector, train, said_not, mnist, tuning, cache_dir
@@ -105,6 +108,7 @@ def learn(
         n_labelled=n_labelled,
         n_train=len(train),
         n_not_a_digit=len(said_not),
+        n_refused_digits=refused,
         session_weights={
             str(s): float(weights[train.sessions == s].sum()) for s in np.unique(train.sessions)
         },

@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from drawing import DIGITS, draw_digit
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
 from digitrec.cli import main
 from digitrec.config import Settings, get_settings
+from digitrec.learner import labelled_rows
 from digitrec.service import build_service
 from digitrec.storage import create_engine_from_url, upgrade
 from digitrec.storage.registry import CHAMPION, REJECTED, list_versions, register_version
+from digitrec.storage.tables import prediction_logs
 
 SESSIONS = 10
 ROWS_PER_SESSION = 6
@@ -128,3 +130,15 @@ def test_learn_without_enough_labels_trains_nothing(learn_db: Engine) -> None:
     assert result.exit_code == 0, result.output
     assert "fewer than 1000" in result.output
     assert [row.version for row in list_versions(learn_db, "lenet5")] == [1]
+
+
+def test_the_learner_reads_which_labelled_rows_the_page_refused(learn_db: Engine) -> None:
+    c = prediction_logs.c
+    with learn_db.begin() as conn:  # the first row, as if the model had said "not a digit"
+        first = conn.execute(select(c.id).order_by(c.timestamp, c.id).limit(1)).scalar_one()
+        conn.execute(update(prediction_logs).where(c.id == first).values(is_digit=False))
+
+    rows = labelled_rows(learn_db)
+
+    assert len(rows) == SESSIONS * ROWS_PER_SESSION
+    assert [row.refused for row in rows] == [True] + [False] * (len(rows) - 1)

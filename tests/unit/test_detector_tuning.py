@@ -161,18 +161,19 @@ def test_the_gates_turn_down_a_detector_taught_by_a_crowd_that_digits_are_not_di
     assert not any(r.startswith("MNIST test refused") for r in failed), failed
 
 
-def test_tune_detector_needs_a_drawing_said_not_to_be_a_digit(
+def test_tune_detector_needs_a_labelled_drawing(
     shipped: TrainResult, people: tuple[FeedbackSet, FeedbackSet], mnist_cache: Mnist
 ) -> None:
     digits, said_not = people
+    none = np.array([], int)
     assert shipped.detector is not None
-    with pytest.raises(ValueError, match="no drawings said not to be a digit"):
+    with pytest.raises(ValueError, match="no labelled drawings"):
         tune_detector(
-            shipped.model, shipped.detector, digits, said_not.subset(np.array([], int)), mnist_cache
+            shipped.model, shipped.detector, digits.subset(none), said_not.subset(none), mnist_cache
         )
 
 
-def test_learn_tunes_the_detector_only_on_the_training_sessions_not_a_digit_rows(
+def test_learn_tunes_the_detector_on_the_training_sessions_detector_labels_only(
     shipped: TrainResult, people: tuple[FeedbackSet, FeedbackSet], mnist_cache: Mnist
 ) -> None:
     digits, said_not = people
@@ -184,12 +185,18 @@ def test_learn_tunes_the_detector_only_on_the_training_sessions_not_a_digit_rows
         LabelledRow(str(s), encode_png(image), predicted=4, actual=None)
         for image, s in zip(said_not.images, said_not.sessions, strict=True)
     ]
+    refused = [dataclasses.replace(row, refused=True) for row in rows[:20]]  # 2 a session
     dry = FineTuneConfig(dry_run=True, dry_run_batches=1, threads=2)
 
     plain = learn(shipped, rows, mnist_cache, dry, min_feedback=1)
     taught = learn(shipped, rows + not_rows, mnist_cache, dry, min_feedback=1)
+    corrected = learn(shipped, refused + rows[20:], mnist_cache, dry, min_feedback=1)
 
-    assert plain.n_not_a_digit == 0 and plain.candidate.detector is shipped.detector
+    assert plain.n_not_a_digit == plain.n_refused_digits == 0
+    assert plain.candidate.detector is shipped.detector
     assert 0 < taught.n_not_a_digit < len(not_rows)  # the held-out sessions' rows only measure
     assert taught.candidate.detector is not None
     assert taught.candidate.detector.metrics["tuned"]["said not a digit"] == taught.n_not_a_digit
+    assert corrected.n_not_a_digit == 0 and 0 < corrected.n_refused_digits < 20
+    assert corrected.candidate.detector is not None
+    assert corrected.candidate.detector.metrics["tuned"]["said not a digit"] == 0

@@ -108,7 +108,7 @@ def labelled_predictions(engine: Engine) -> list[RowMapping]:
     learning from corrections reads."""
     c = prediction_logs.c
     query = (
-        select(c.session_id, c.image_png, c.prediction, c.actual, c.feedback_at)
+        select(c.session_id, c.image_png, c.prediction, c.actual, c.feedback_at, c.is_digit)
         .where(c.actual.is_not(None) | c.not_a_digit)
         .order_by(c.timestamp, c.id)
     )
