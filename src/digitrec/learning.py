@@ -1,9 +1,9 @@
 """Learn from corrections: split the labelled rows by session, weight them, fine-tune, gate.
 
 `learn` is the whole of `digitrec learn` but the storage: it takes the rows and the champion
-and returns the candidate, both models' metrics on the same data, and the verdict. Where the
-training sessions said some drawings are not a digit, or gave the digit of a drawing they were
-told is not one, the champion's detector learns from them too.
+and returns the candidate, both models' metrics on the same data, and the verdict. A champion
+that says "not a digit" has its detector fine-tuned too, on the candidate's features, from the
+training sessions' digits and the drawings they said are not a digit.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def learn(
     candidate = fine_tune(champion, train.images, train.labels, weights, mnist, config, cache_dir)
     said_not = not_a_digit_rows(train_rows)
     refused = sum(row.refused and row.actual is not None for row in train_rows)
-    if champion.detector is not None and (len(said_not) or refused):
+    if champion.detector is not None:  # kept as it was, it reads features that moved
         tuning = DetectorTuneConfig(seed=config.seed, dry_run=config.dry_run)
         candidate.detector = tune_detector(
             candidate.model, champion.detector, train, said_not, mnist, tuning, cache_dir
