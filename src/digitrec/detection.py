@@ -96,14 +96,18 @@ class DetectorFit:
 
 
 def maps_of(model: Standardised, images: np.ndarray, batch: int = 500) -> torch.Tensor:
-    """The classifier's last feature maps for MNIST-form images, float16 to save memory."""
+    """The classifier's last feature maps for MNIST-form images, float16 to save memory: (N, C,
+    7, 7), filled a batch at a time into one tensor (no second copy to join the batches)."""
     members = digitnet_members(model.net)
-    out = []
+    out = None
     with torch.no_grad():
         for start in range(0, len(images), batch):
             x = torch.from_numpy(images[start : start + batch]).float()[:, None]
-            out.append(feature_maps(members, (x - MNIST_MEAN) / MNIST_STD).half())
-    return torch.cat(out) if out else torch.zeros(0)
+            maps = feature_maps(members, (x - MNIST_MEAN) / MNIST_STD).half()
+            if out is None:
+                out = torch.empty((len(images), *maps.shape[1:]), dtype=torch.float16)
+            out[start : start + len(maps)] = maps
+    return out if out is not None else torch.zeros(0)
 
 
 def fit_detector(
@@ -198,13 +202,22 @@ def _train(
     detector.train()
     for _ in tqdm(range(epochs), desc="detector", unit="epoch"):
         for batch in torch.randperm(len(x)).split(config.batch_size):
-            loss = F.binary_cross_entropy_with_logits(
-                detector(x[batch].float()), y[batch], weight=weight[batch]
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            weighted_step(detector, optimizer, x[batch], y[batch], weight[batch])
     detector.eval()
+
+
+def weighted_step(
+    detector: DigitDetector,
+    optimizer: torch.optim.Optimizer,
+    maps: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+) -> None:
+    """One step on a batch of feature maps (B, C, 7, 7): weighted logistic loss, y 1 a digit."""
+    loss = F.binary_cross_entropy_with_logits(detector(maps.float()), y, weight=weight)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 def _logits(detector: DigitDetector, maps: torch.Tensor, batch: int = 2000) -> np.ndarray:

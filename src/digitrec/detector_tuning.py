@@ -24,11 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from digitrec.calibration import sigmoid
 from digitrec.data import Mnist
-from digitrec.detection import DetectorFit, maps_of, raw_logits, refusal_threshold
+from digitrec.detection import (
+    DetectorFit,
+    maps_of,
+    raw_logits,
+    refusal_threshold,
+    weighted_step,
+)
 from digitrec.detector_examples import digit_forms, made_up
 from digitrec.feedback import FeedbackSet, session_capped_weights
 from digitrec.models import DigitDetector, Standardised
@@ -81,7 +86,7 @@ def tune_detector(
     positives = [(x, np.ones(len(x), np.float32)) for x in forms.values()] + [_people(digits)]
     negatives = [(x, np.ones(len(x), np.float32)) for x in replayed] + [_people(said_not_digits)]
     kept = [(x, w) for x, w in positives + negatives if len(x)]
-    x = torch.cat([maps_of(model, images) for images, _ in kept])
+    x = maps_of(model, np.concatenate([images for images, _ in kept]))  # (N, C, 7, 7) float16
     n_digits = sum(len(images) for images, _ in positives)
     y = (torch.arange(len(x)) < n_digits).float()
     weight = torch.from_numpy(np.concatenate([w for _, w in kept]))
@@ -170,11 +175,6 @@ def _train(
     detector.train()
     for _ in range(steps):
         batch = torch.randint(len(y), (config.batch_size,), generator=generator)
-        loss = F.binary_cross_entropy_with_logits(
-            detector(x[batch].float()), y[batch], weight=weight[batch]
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        weighted_step(detector, optimizer, x[batch], y[batch], weight[batch])
         schedule.step()
     detector.eval()

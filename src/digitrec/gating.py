@@ -35,7 +35,10 @@ NOT_A_DIGIT_LABEL = -1
 # Made-up not-digits (rows of MNIST test digits, scribbles, shapes, struck-out digits), drawn
 # afresh for the gates of a champion that says "not a digit", labelled NOT_A_DIGIT_LABEL.
 MADE_UP_NOT_DIGITS = "made_up_not_digits"
-MAX_MADE_UP_FALL = 0.01  # 1 point of the made-up not-digits refused
+# 2 points of the made-up not-digits refused: one candidate's detector tuned with three seeds
+# refused 94.1-95.7 % of them (and with more replay 95.1-97.2 %), so a point is within what a
+# seed moves; a crowd that taught it digits are not digits cut it to about 67 %.
+MAX_MADE_UP_FALL = 0.02
 MAX_MNIST_DROP = 0.001  # 0.1 point of accuracy
 MAX_REFUSAL_RISE = 0.001  # 0.1 point of MNIST test refused as "not a digit"
 MAX_ECE_RISE = 0.005  # 0.5 point of expected calibration error

@@ -247,8 +247,8 @@ MADE_UP_GATE = "made-up not-digits refused"
         ({"held_out": 0.01}, {"held_out": 0.0}, DIGITS_GATE, True),
         ({"held_out": 0.01}, {"held_out": 0.0125}, DIGITS_GATE, False),  # one more in eighty
         ({"made_up": 0.95}, {"made_up": 0.96}, MADE_UP_GATE, True),
-        ({"made_up": 0.95}, {"made_up": 0.94}, MADE_UP_GATE, True),  # a point less
-        ({"made_up": 0.95}, {"made_up": 0.939}, MADE_UP_GATE, False),  # eleven in 1,000 fewer
+        ({"made_up": 0.95}, {"made_up": 0.93}, MADE_UP_GATE, True),  # two points less
+        ({"made_up": 0.95}, {"made_up": 0.929}, MADE_UP_GATE, False),  # 21 in 1,000 fewer
     ],
 )
 def test_held_out_refusals_may_only_move_the_right_way(
