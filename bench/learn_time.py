@@ -10,7 +10,7 @@ in-process, and every answer labelled (each wrong one corrected, each right one 
 until `--rows` rows carry a label. Then `digitrec learn --model default` runs as an operator or
 a cron job runs it, against that database, and is timed from start to exit. Printed: the rows,
 corrections and sessions, the time `learn` took, its peak memory (the learner's Kubernetes
-limit is 2 GiB) and its verdict.
+limit is 3 GiB) and its verdict.
 
 The run is bounded by `FineTuneConfig.max_steps` per member, so its time grows with the rows
 only through reading, splitting and measuring them.

@@ -183,7 +183,7 @@ def _refusal_gates(
                 _measured(made_up, "refused"),
                 "refused",
                 lambda old, new: new >= old - MAX_MADE_UP_FALL - _EPS,
-                f"may fall by at most {fall:.1f} point",
+                f"may fall by at most {fall:.0f} points",
             )
         )
     not_digits = _both(champion, candidate, NOT_A_DIGIT_HELD_OUT)
