@@ -126,9 +126,6 @@ def gather_examples(
     """Draw the digits and not-digits a detector learns from, and those held back."""
     n = 300 if config.dry_run else config.digits
     train_x, train_y = mnist.split("train")
-    val_x, val_y = mnist.split("val")
-    if config.dry_run:
-        val_x, val_y = val_x[:300], val_y[:300]
     logger.info("drawing digits and not-digits to learn from")
     copies = 1 if config.dry_run else config.varied_copies
     slashes = tuple(config.zero_slashes)
@@ -141,9 +138,19 @@ def gather_examples(
     held_kinds["letters"] = not_digits(calibrate_letters, digits["drawing-like"], config, rng)[
         "letters"
     ]
-    val_digits = digit_forms(val_x, val_y, config.seed + 1, cache_dir, zero_slashes=slashes)
+    val_digits = validation_forms(mnist, config, cache_dir, 300 if config.dry_run else None)
     writers = {"learnt": _writers(learn_letters), "held back": _writers(calibrate_letters)}
     return Examples(digits, learn_kinds, held_kinds, val_digits, writers)
+
+
+def validation_forms(
+    mnist: Mnist, config: DetectorConfig, cache_dir: Any, limit: int | None = None
+) -> dict[str, np.ndarray]:
+    """The first `limit` MNIST validation digits (None: all) in their three forms, drawn the
+    same way on every call: what a detector's threshold is set on."""
+    val_x, val_y = (part[:limit] for part in mnist.split("val"))
+    slashes = tuple(config.zero_slashes)
+    return digit_forms(val_x, val_y, config.seed + 1, cache_dir, zero_slashes=slashes)
 
 
 def _held_back(

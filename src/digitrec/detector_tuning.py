@@ -34,7 +34,7 @@ from digitrec.detection import (
     refusal_threshold,
     weighted_step,
 )
-from digitrec.detector_examples import digit_forms, made_up
+from digitrec.detector_examples import digit_forms, made_up, validation_forms
 from digitrec.feedback import FeedbackSet, session_capped_weights
 from digitrec.models import DigitDetector, Standardised
 
@@ -83,8 +83,9 @@ def tune_detector(
     replayed = _made_up(forms["drawing-like"], config, rng)
     # (images in MNIST form, weights): digits first, then not-digits; a session's own rows
     # count for at most SESSION_CAP_ROWS on each side.
+    people_not = _people(said_not_digits)
     positives = [(x, np.ones(len(x), np.float32)) for x in forms.values()] + [_people(digits)]
-    negatives = [(x, np.ones(len(x), np.float32)) for x in replayed] + [_people(said_not_digits)]
+    negatives = [(x, np.ones(len(x), np.float32)) for x in replayed] + [people_not]
     kept = [(x, w) for x, w in positives + negatives if len(x)]
     x = maps_of(model, np.concatenate([images for images, _ in kept]))  # (N, C, 7, 7) float16
     n_digits = sum(len(images) for images, _ in positives)
@@ -97,7 +98,7 @@ def tune_detector(
     tuned = {
         "config": asdict(config),
         "said not a digit": len(said_not_digits),
-        "their weight": float(_people(said_not_digits)[1].sum()),
+        "their weight": float(people_not[1].sum()),
         "people's digits": len(digits),
         "threshold before": fit.threshold,
         "validation refused": refused,
@@ -117,9 +118,7 @@ def _threshold(
 ) -> tuple[float, dict[str, float]]:
     """Training's rule on the validation digits' three forms: (threshold, each form refused)."""
     limit = 300 if config.dry_run else config.validation_digits
-    val_x, val_y = (part[:limit] for part in mnist.split("val"))
-    slashes = tuple(fit.config.zero_slashes)
-    validation = digit_forms(val_x, val_y, fit.config.seed + 1, cache_dir, zero_slashes=slashes)
+    validation = validation_forms(mnist, fit.config, cache_dir, limit)
     probs = {
         k: sigmoid(fit.scale * raw_logits(detector, model, v) + fit.shift)
         for k, v in validation.items()
